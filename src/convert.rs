@@ -1,0 +1,83 @@
+//! `durable-exporter convert`: one saved history through the core, rendered in a chosen format.
+
+use crate::arn::ExecutionArn;
+use crate::history::Event;
+use crate::state::{Anomaly, Execution, FnObserver, FoldOptions, Transition};
+use crate::trace::{Resource, Span, TraceBuilder, TraceOptions, otlp_json, tree};
+
+/// Output formats of `convert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One OTLP/JSON ExportTraceServiceRequest.
+    OtlpJson,
+    /// `{"Operations": [...]}` like GetDurableExecutionState.
+    StateJson,
+    /// An indented timeline for a terminal.
+    Tree,
+}
+
+/// Everything one history turns into.
+#[derive(Debug)]
+pub struct Conversion {
+    pub execution: Execution,
+    pub resource: Resource,
+    pub spans: Vec<Span>,
+    pub anomalies: Vec<Anomaly>,
+    pub include_payloads: bool,
+}
+
+/// Folds the events (in EventId order) and draws the spans.
+pub fn convert(
+    events: &[Event],
+    arn: &ExecutionArn,
+    service_name: Option<&str>,
+    options: TraceOptions,
+) -> Conversion {
+    let include_payloads = options.include_payloads;
+    let mut execution = Execution::new(
+        arn.as_str(),
+        FoldOptions {
+            keep_finished: true,
+        },
+    );
+    let mut builder = TraceBuilder::new(arn.as_str(), options);
+    let mut anomalies = Vec::new();
+    {
+        let mut collect = FnObserver(|t: Transition<'_>| {
+            if let Transition::Anomaly(a) = t {
+                anomalies.push(a.clone());
+            }
+        });
+        let mut both = (&mut builder, &mut collect);
+        execution.apply_all(events, &mut both);
+    }
+    Conversion {
+        execution,
+        resource: Resource::for_execution(arn, service_name),
+        spans: builder.take_spans(),
+        anomalies,
+        include_payloads,
+    }
+}
+
+impl Conversion {
+    /// The conversion in the given format, ending with a newline.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::OtlpJson => {
+                let mut s = otlp_json::to_string(&self.resource, &self.spans);
+                s.push('\n');
+                s
+            }
+            Format::StateJson => {
+                let ops = self.execution.operations();
+                let resp = crate::state::json::state_response(&ops, self.include_payloads, None);
+                let mut s = serde_json::to_string_pretty(&resp)
+                    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+                s.push('\n');
+                s
+            }
+            Format::Tree => tree::render(&self.spans),
+        }
+    }
+}

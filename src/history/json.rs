@@ -1,0 +1,544 @@
+//! Raw-JSON histories: what the API sends, what `aws lambda get-durable-execution-history`
+//! prints, and what people save.
+//!
+//! Accepted input: one response `{"Events": [...], "NextMarker"?}`, a JSON array of responses,
+//! or several responses concatenated or newline-delimited. Timestamps are epoch-second numbers
+//! (wire) or ISO-8601 strings (CLI). Absent details are tolerated; unknown EventTypes are kept.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::{ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails};
+use crate::time::Timestamp;
+
+/// A history read from JSON: events in EventId order, duplicates collapsed.
+#[derive(Debug, Default)]
+pub struct ParsedHistory {
+    pub events: Vec<Event>,
+    /// How many responses (pages) the input held.
+    pub pages: usize,
+    /// Events dropped because their EventId was seen already (overlapping pages).
+    pub duplicates: usize,
+    /// The NextMarker of the last page, when it had one.
+    pub next_marker: Option<String>,
+}
+
+/// Bad JSON, or JSON that is not a history, with where it happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl From<serde_json::Error> for ParseError {
+    fn from(e: serde_json::Error) -> Self {
+        // serde_json appends " at line L column C" to its Display; keep the bare message.
+        let full = e.to_string();
+        let message = match full.rfind(" at line ") {
+            Some(i) => full[..i].to_owned(),
+            None => full,
+        };
+        ParseError {
+            line: e.line(),
+            column: e.column(),
+            message,
+        }
+    }
+}
+
+/// Parses every response in `bytes` and returns the merged, ordered history.
+pub fn parse_history(bytes: &[u8]) -> Result<ParsedHistory, ParseError> {
+    let mut out = ParsedHistory::default();
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Doc>();
+    for doc in stream.by_ref() {
+        match doc? {
+            Doc::Page(p) => out.add(p),
+            Doc::Pages(ps) => ps.into_iter().for_each(|p| out.add(p)),
+        }
+    }
+    if out.pages == 0 {
+        return Err(ParseError {
+            line: 1,
+            column: 1,
+            message: "no history in the input: expected {\"Events\": [...]}".into(),
+        });
+    }
+    out.duplicates = super::normalize(&mut out.events);
+    Ok(out)
+}
+
+/// Parses one GetDurableExecutionHistory response body (as the daemon's tests and the simulator
+/// see it), keeping events in the order given.
+pub fn parse_page(bytes: &[u8]) -> Result<Page, ParseError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+impl ParsedHistory {
+    fn add(&mut self, p: Page) {
+        self.pages += 1;
+        if self.events.is_empty() {
+            self.events = p.events;
+        } else {
+            self.events.extend(p.events);
+        }
+        self.next_marker = p.next_marker;
+    }
+}
+
+enum Doc {
+    Page(Page),
+    Pages(Vec<Page>),
+}
+
+impl<'de> Deserialize<'de> for Doc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct DocVisitor;
+        impl<'de> Visitor<'de> for DocVisitor {
+            type Value = Doc;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a history response {\"Events\": [...]} or an array of them")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Doc, A::Error> {
+                Page::deserialize(de::value::MapAccessDeserializer::new(map)).map(Doc::Page)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Doc, A::Error> {
+                let mut pages = Vec::new();
+                while let Some(p) = seq.next_element::<Page>()? {
+                    pages.push(p);
+                }
+                Ok(Doc::Pages(pages))
+            }
+        }
+        d.deserialize_any(DocVisitor)
+    }
+}
+
+/// One GetDurableExecutionHistory response.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Page {
+    pub events: Vec<Event>,
+    #[serde(default)]
+    pub next_marker: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RawEvent::deserialize(d)?
+            .into_event()
+            .map_err(de::Error::custom)
+    }
+}
+
+/// A timestamp in either form.
+struct Ts(Timestamp);
+
+impl<'de> Deserialize<'de> for Ts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Ts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("epoch seconds or an ISO-8601 date-time")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Ts, E> {
+                Timestamp::from_secs_f64(v)
+                    .map(Ts)
+                    .ok_or_else(|| E::custom(format!("timestamp {v} is out of range")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ts, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ts, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Ts, E> {
+                Timestamp::parse_iso8601(v)
+                    .map(Ts)
+                    .ok_or_else(|| E::custom(format!("not an ISO-8601 date-time: {v:?}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A whole number of seconds (or a count) that is never negative; floats are rounded.
+struct Count(u64);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a non-negative number")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
+                Ok(Count(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
+                u64::try_from(v)
+                    .map(Count)
+                    .map_err(|_| E::custom(format!("{v} is negative")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Count, E> {
+                if (0.0..1.8e19).contains(&v) {
+                    Ok(Count(v.round() as u64))
+                } else {
+                    Err(E::custom(format!("{v} is not a non-negative number")))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(Option::<Count>::deserialize(d)?.map(|c| c.0))
+}
+
+fn ts<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    Ok(Option::<Ts>::deserialize(d)?.map(|t| t.0))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawPayload {
+    #[serde(default)]
+    payload: Option<String>,
+    #[serde(default)]
+    truncated: Option<bool>,
+}
+
+impl From<RawPayload> for Payload {
+    fn from(r: RawPayload) -> Self {
+        Payload {
+            payload: r.payload,
+            truncated: r.truncated.unwrap_or(false),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct RawErrorObject {
+    #[serde(default)]
+    error_type: Option<String>,
+    #[serde(default)]
+    error_message: Option<String>,
+    #[serde(default)]
+    error_data: Option<String>,
+    #[serde(default)]
+    stack_trace: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawError {
+    #[serde(default)]
+    payload: Option<RawErrorObject>,
+    #[serde(default)]
+    truncated: Option<bool>,
+}
+
+impl From<RawError> for ErrorInfo {
+    fn from(r: RawError) -> Self {
+        let p = r.payload.unwrap_or_default();
+        ErrorInfo {
+            error_type: p.error_type,
+            error_message: p.error_message,
+            error_data: p.error_data,
+            stack_trace: p.stack_trace.unwrap_or_default(),
+            truncated: r.truncated.unwrap_or(false),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawRetry {
+    #[serde(default, deserialize_with = "count")]
+    current_attempt: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    next_attempt_delay_seconds: Option<u64>,
+}
+
+impl From<RawRetry> for RetryDetails {
+    fn from(r: RawRetry) -> Self {
+        RetryDetails {
+            current_attempt: r.current_attempt.map(|a| a.min(u64::from(u32::MAX)) as u32),
+            next_attempt_delay_seconds: r.next_attempt_delay_seconds,
+        }
+    }
+}
+
+/// Details that hold one result.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct WithResult {
+    #[serde(default)]
+    result: Option<RawPayload>,
+    #[serde(default)]
+    retry_details: Option<RawRetry>,
+}
+
+/// Details that hold one error.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct WithError {
+    #[serde(default)]
+    error: Option<RawError>,
+    #[serde(default)]
+    retry_details: Option<RawRetry>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct RawExecutionStarted {
+    #[serde(default)]
+    input: Option<RawPayload>,
+    #[serde(default, deserialize_with = "count")]
+    execution_timeout: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct RawWait {
+    #[serde(default, deserialize_with = "count")]
+    duration: Option<u64>,
+    #[serde(default, deserialize_with = "ts")]
+    scheduled_end_timestamp: Option<Timestamp>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct RawChainedInvokeStarted {
+    #[serde(default)]
+    function_name: Option<String>,
+    #[serde(default)]
+    tenant_id: Option<String>,
+    #[serde(default)]
+    input: Option<RawPayload>,
+    #[serde(default)]
+    executed_version: Option<String>,
+    #[serde(default)]
+    durable_execution_arn: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct RawCallbackStarted {
+    #[serde(default)]
+    callback_id: Option<String>,
+    #[serde(default, deserialize_with = "count")]
+    timeout: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    heartbeat_timeout: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct RawInvocationCompleted {
+    #[serde(default, deserialize_with = "ts")]
+    start_timestamp: Option<Timestamp>,
+    #[serde(default, deserialize_with = "ts")]
+    end_timestamp: Option<Timestamp>,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    error: Option<RawError>,
+}
+
+/// The event as it is on the wire: every details key optional; the EventType picks the one used.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawEvent {
+    #[serde(default)]
+    event_type: Option<String>,
+    #[serde(default, deserialize_with = "count")]
+    event_id: Option<u64>,
+    #[serde(default, deserialize_with = "ts")]
+    event_timestamp: Option<Timestamp>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    parent_id: Option<String>,
+    #[serde(default)]
+    sub_type: Option<String>,
+    #[serde(default)]
+    execution_started_details: Option<RawExecutionStarted>,
+    /// Any of the five `*SucceededDetails`: the EventType says which.
+    #[serde(
+        default,
+        rename = "ExecutionSucceededDetails",
+        alias = "ContextSucceededDetails",
+        alias = "StepSucceededDetails",
+        alias = "ChainedInvokeSucceededDetails",
+        alias = "CallbackSucceededDetails"
+    )]
+    succeeded_details: Option<WithResult>,
+    /// Any of the details that hold an error.
+    #[serde(
+        default,
+        rename = "ExecutionFailedDetails",
+        alias = "ExecutionTimedOutDetails",
+        alias = "ExecutionStoppedDetails",
+        alias = "ContextFailedDetails",
+        alias = "WaitCancelledDetails",
+        alias = "StepFailedDetails",
+        alias = "ChainedInvokeFailedDetails",
+        alias = "ChainedInvokeTimedOutDetails",
+        alias = "ChainedInvokeStoppedDetails",
+        alias = "CallbackFailedDetails",
+        alias = "CallbackTimedOutDetails"
+    )]
+    error_details: Option<WithError>,
+    /// WaitStartedDetails or WaitSucceededDetails.
+    #[serde(default, alias = "WaitSucceededDetails")]
+    wait_started_details: Option<RawWait>,
+    #[serde(default)]
+    chained_invoke_started_details: Option<RawChainedInvokeStarted>,
+    #[serde(default)]
+    callback_started_details: Option<RawCallbackStarted>,
+    #[serde(default)]
+    invocation_completed_details: Option<RawInvocationCompleted>,
+    // ContextStartedDetails and StepStartedDetails are empty objects: ignored with the rest.
+}
+
+impl RawEvent {
+    fn into_event(self) -> Result<Event, String> {
+        let event_type = self.event_type.ok_or("an event without EventType")?;
+        let id = self
+            .event_id
+            .ok_or_else(|| format!("a {event_type} event without EventId"))?;
+        let timestamp = self
+            .event_timestamp
+            .ok_or_else(|| format!("event {id} ({event_type}) has no EventTimestamp"))?;
+        let result = || self.succeeded_details.unwrap_or_default();
+        let err = || self.error_details.unwrap_or_default();
+        use EventDetails as D;
+        let details = match event_type.as_str() {
+            "ExecutionStarted" => {
+                let d = self.execution_started_details.unwrap_or_default();
+                D::ExecutionStarted {
+                    input: d.input.map(Into::into),
+                    execution_timeout_seconds: d.execution_timeout,
+                }
+            }
+            "ExecutionSucceeded" => D::ExecutionSucceeded {
+                result: result().result.map(Into::into),
+            },
+            "ContextSucceeded" => D::ContextSucceeded {
+                result: result().result.map(Into::into),
+            },
+            "ChainedInvokeSucceeded" => D::ChainedInvokeSucceeded {
+                result: result().result.map(Into::into),
+            },
+            "CallbackSucceeded" => D::CallbackSucceeded {
+                result: result().result.map(Into::into),
+            },
+            "StepSucceeded" => {
+                let r = result();
+                D::StepSucceeded {
+                    result: r.result.map(Into::into),
+                    retry: r.retry_details.map(Into::into),
+                }
+            }
+            "StepFailed" => {
+                let e = err();
+                D::StepFailed {
+                    error: e.error.map(Into::into),
+                    retry: e.retry_details.map(Into::into),
+                }
+            }
+            "ExecutionFailed" => D::ExecutionFailed {
+                error: err().error.map(Into::into),
+            },
+            "ExecutionTimedOut" => D::ExecutionTimedOut {
+                error: err().error.map(Into::into),
+            },
+            "ExecutionStopped" => D::ExecutionStopped {
+                error: err().error.map(Into::into),
+            },
+            "ContextFailed" => D::ContextFailed {
+                error: err().error.map(Into::into),
+            },
+            "WaitCancelled" => D::WaitCancelled {
+                error: err().error.map(Into::into),
+            },
+            "ChainedInvokeFailed" => D::ChainedInvokeFailed {
+                error: err().error.map(Into::into),
+            },
+            "ChainedInvokeTimedOut" => D::ChainedInvokeTimedOut {
+                error: err().error.map(Into::into),
+            },
+            "ChainedInvokeStopped" => D::ChainedInvokeStopped {
+                error: err().error.map(Into::into),
+            },
+            "CallbackFailed" => D::CallbackFailed {
+                error: err().error.map(Into::into),
+            },
+            "CallbackTimedOut" => D::CallbackTimedOut {
+                error: err().error.map(Into::into),
+            },
+            "ContextStarted" => D::ContextStarted,
+            "StepStarted" => D::StepStarted,
+            "WaitStarted" => {
+                let w = self.wait_started_details.unwrap_or_default();
+                D::WaitStarted {
+                    duration_seconds: w.duration,
+                    scheduled_end: w.scheduled_end_timestamp,
+                }
+            }
+            "WaitSucceeded" => D::WaitSucceeded {
+                duration_seconds: self.wait_started_details.unwrap_or_default().duration,
+            },
+            "ChainedInvokeStarted" => {
+                let c = self.chained_invoke_started_details.unwrap_or_default();
+                D::ChainedInvokeStarted {
+                    function_name: c.function_name,
+                    tenant_id: c.tenant_id,
+                    input: c.input.map(Into::into),
+                    executed_version: c.executed_version,
+                    durable_execution_arn: c.durable_execution_arn,
+                }
+            }
+            "CallbackStarted" => {
+                let c = self.callback_started_details.unwrap_or_default();
+                D::CallbackStarted {
+                    callback_id: c.callback_id,
+                    timeout_seconds: c.timeout,
+                    heartbeat_timeout_seconds: c.heartbeat_timeout,
+                }
+            }
+            "InvocationCompleted" => {
+                let i = self.invocation_completed_details.unwrap_or_default();
+                D::InvocationCompleted {
+                    start: i.start_timestamp,
+                    end: i.end_timestamp,
+                    request_id: i.request_id,
+                    error: i.error.map(Into::into),
+                }
+            }
+            _ => D::Unknown { event_type },
+        };
+        let operation = self.id.map(|id| OperationRef {
+            id,
+            name: self.name,
+            parent_id: self.parent_id,
+            sub_type: self.sub_type,
+        });
+        Ok(Event {
+            id,
+            timestamp,
+            operation,
+            details,
+        })
+    }
+}

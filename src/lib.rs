@@ -1,0 +1,14 @@
+//! durable-exporter: AWS Lambda durable execution histories as OpenTelemetry traces and
+//! Prometheus metrics.
+//!
+//! The core is pure and synchronous: [`history`] (events as our types) → [`state`] (the fold
+//! into operations, with transitions) → [`trace`] (spans). [`convert`] drives it for a saved
+//! history; [`export`] is the shell that sends spans over OTLP.
+
+pub mod arn;
+pub mod convert;
+pub mod export;
+pub mod history;
+pub mod state;
+pub mod time;
+pub mod trace;

@@ -1,0 +1,248 @@
+//! The `durable-exporter` command line.
+//!
+//! Exit codes: 0 success; 1 a runtime failure (the collector refused spans); 2 bad input or bad
+//! arguments (one line on stderr naming the input and the position).
+
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use durable_exporter::arn::ExecutionArn;
+use durable_exporter::convert::{Format, convert};
+use durable_exporter::export::{Exporter, OtlpTarget, Protocol};
+use durable_exporter::history::json::parse_history;
+use durable_exporter::trace::ids::{IdScheme, TraceHeader};
+use durable_exporter::trace::{DEFAULT_MAX_ATTRIBUTE_LENGTH, TraceOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "durable-exporter",
+    version,
+    about = "AWS Lambda durable execution histories as OpenTelemetry traces and Prometheus metrics"
+)]
+struct Cli {
+    /// Log format on stderr (levels from RUST_LOG, default warn).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a saved GetDurableExecutionHistory output into a trace (or state, or a tree).
+    Convert(ConvertArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// One OTLP/JSON ExportTraceServiceRequest (the Collector file exporter's form).
+    OtlpJson,
+    /// The operations, shaped like a GetDurableExecutionState response.
+    StateJson,
+    /// An indented timeline for the terminal.
+    Tree,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IdSchemeArg {
+    /// Ids as AWS's Python OpenTelemetry plugin derives them (BLAKE2b).
+    Python,
+    /// Ids as AWS's JS OpenTelemetry plugin derives them (SHA-256).
+    Js,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProtocolArg {
+    Grpc,
+    #[value(name = "http", alias = "http/protobuf")]
+    Http,
+}
+
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// The durable execution ARN the history belongs to.
+    #[arg(long)]
+    arn: String,
+    #[arg(long, value_enum, default_value_t = FormatArg::OtlpJson)]
+    format: FormatArg,
+    /// service.name of the resource (default: the function name from the ARN).
+    #[arg(long)]
+    service_name: Option<String>,
+    /// The execution's X-Ray trace header (`Root=1-...;Parent=...;Sampled=1`), or a W3C
+    /// traceparent: its trace id wins and its parent becomes Workflow's parent.
+    #[arg(long)]
+    trace_header: Option<String>,
+    #[arg(long, value_enum, default_value_t = IdSchemeArg::Python)]
+    id_scheme: IdSchemeArg,
+    /// Put inputs and results on spans, cut to --max-attribute-length bytes.
+    #[arg(long)]
+    include_payloads: bool,
+    #[arg(long, default_value_t = DEFAULT_MAX_ATTRIBUTE_LENGTH)]
+    max_attribute_length: usize,
+    /// Send the spans to this OTLP endpoint instead of printing them.
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Grpc)]
+    otlp_protocol: ProtocolArg,
+    /// Seconds to wait for the collector.
+    #[arg(long, default_value_t = 10)]
+    otlp_timeout: u64,
+    /// The history: a file of one or more GetDurableExecutionHistory responses, or - for stdin.
+    #[arg(default_value = "-")]
+    input: String,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    match cli.command {
+        Command::Convert(args) => run_convert(args),
+    }
+}
+
+/// Prints a one-line error and returns exit code 2.
+fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("durable-exporter: {msg}");
+    ExitCode::from(2)
+}
+
+fn run_convert(args: ConvertArgs) -> ExitCode {
+    let arn = match ExecutionArn::parse(&args.arn) {
+        Ok(a) => a,
+        Err(e) => return bad_input(format!("--arn: {e}")),
+    };
+    let trace_header = match args.trace_header.as_deref().map(TraceHeader::parse) {
+        None => None,
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => return bad_input(format!("--trace-header: {e}")),
+    };
+    let (name, bytes) = if args.input == "-" {
+        let mut buf = Vec::new();
+        if let Err(e) = std::io::stdin().read_to_end(&mut buf) {
+            return bad_input(format!("<stdin>: {e}"));
+        }
+        ("<stdin>".to_owned(), buf)
+    } else {
+        let path = PathBuf::from(&args.input);
+        match std::fs::read(&path) {
+            Ok(b) => (args.input.clone(), b),
+            Err(e) => return bad_input(format!("{}: {e}", args.input)),
+        }
+    };
+    let parsed = match parse_history(&bytes) {
+        Ok(p) => p,
+        Err(e) => return bad_input(format!("{name}:{}:{}: {}", e.line, e.column, e.message)),
+    };
+    if parsed.duplicates > 0 {
+        tracing::info!(
+            input = %name,
+            duplicates = parsed.duplicates,
+            "collapsed events repeated across pages"
+        );
+    }
+    let options = TraceOptions {
+        id_scheme: match args.id_scheme {
+            IdSchemeArg::Python => IdScheme::Python,
+            IdSchemeArg::Js => IdScheme::Js,
+        },
+        trace_header,
+        include_payloads: args.include_payloads,
+        max_attribute_length: args.max_attribute_length,
+    };
+    let conversion = convert(&parsed.events, &arn, args.service_name.as_deref(), options);
+    for a in &conversion.anomalies {
+        tracing::warn!(
+            input = %name,
+            event_id = a.event_id,
+            kind = a.kind.as_str(),
+            "{}",
+            a.message
+        );
+    }
+
+    if let Some(endpoint) = args.otlp_endpoint {
+        let target = OtlpTarget {
+            endpoint,
+            protocol: match args.otlp_protocol {
+                ProtocolArg::Grpc => Protocol::Grpc,
+                ProtocolArg::Http => Protocol::HttpProtobuf,
+            },
+            timeout: Duration::from_secs(args.otlp_timeout),
+            headers: Default::default(),
+        };
+        return send(&target, &conversion);
+    }
+
+    let format = match args.format {
+        FormatArg::OtlpJson => Format::OtlpJson,
+        FormatArg::StateJson => Format::StateJson,
+        FormatArg::Tree => Format::Tree,
+    };
+    let out = conversion.render(format);
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is not an error worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("durable-exporter: writing the output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn send(target: &OtlpTarget, conversion: &durable_exporter::convert::Conversion) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("durable-exporter: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        let exporter = Exporter::new(target, &conversion.resource)?;
+        exporter.export(&conversion.spans).await?;
+        Ok::<_, durable_exporter::export::ExportError>(exporter.endpoint().to_owned())
+    });
+    match result {
+        Ok(endpoint) => {
+            eprintln!(
+                "durable-exporter: sent {} spans to {endpoint}",
+                conversion.spans.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("durable-exporter: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
