@@ -542,3 +542,192 @@ impl RawEvent {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const E1: &str = r#"{"EventType":"ExecutionStarted","EventTimestamp":1795248229.082658,"EventId":1,"Id":"x","ExecutionStartedDetails":{"Input":{"Truncated":false,"Payload":"{}"},"ExecutionTimeout":120}}"#;
+    const E2: &str = r#"{"EventType":"StepStarted","EventTimestamp":1795248229.435674,"EventId":2,"SubType":"Step","Id":"s","Name":"a","StepStartedDetails":{}}"#;
+    const E3: &str = r#"{"EventType":"StepSucceeded","EventTimestamp":1795248229.435674,"EventId":3,"SubType":"Step","Id":"s","Name":"a","StepSucceededDetails":{"Result":{"Truncated":false}}}"#;
+
+    fn page(events: &[&str], marker: Option<&str>) -> String {
+        let m = marker.map_or(String::new(), |m| format!(",\"NextMarker\":\"{m}\""));
+        format!("{{\"Events\":[{}]{m}}}", events.join(","))
+    }
+
+    #[test]
+    fn every_input_form_gives_the_same_history() {
+        let one = parse_history(page(&[E1, E2, E3], None).as_bytes()).unwrap();
+        assert_eq!(one.events.len(), 3);
+        let p1 = page(&[E1, E2], Some("2"));
+        let p2 = page(&[E2, E3], None);
+        let forms = [
+            format!("[{p1},{p2}]"),
+            format!("{p1}{p2}"),
+            format!("{p1}\n{p2}\n"),
+            format!("{p2}\n{p1}"),
+        ];
+        for f in forms {
+            let h = parse_history(f.as_bytes()).unwrap();
+            assert_eq!(h.events, one.events, "{f}");
+            assert_eq!(h.pages, 2);
+            assert_eq!(h.duplicates, 1);
+        }
+    }
+
+    #[test]
+    fn iso_timestamps_equal_epoch_numbers() {
+        let wire = parse_history(page(&[E1, E2], None).as_bytes()).unwrap();
+        let cli = page(
+            &[
+                &E1.replace("1795248229.082658", "\"2026-11-21T08:03:49.082658+00:00\""),
+                &E2.replace("1795248229.435674", "\"2026-11-21T08:03:49.435674+00:00\""),
+            ],
+            None,
+        );
+        let cli = parse_history(cli.as_bytes()).unwrap();
+        assert_eq!(cli.events, wire.events);
+        assert_eq!(wire.events[0].timestamp, Timestamp(1_795_248_229_083));
+    }
+
+    #[test]
+    fn absent_details_and_unknown_types_are_tolerated() {
+        let h = parse_history(
+            page(
+                &[
+                    r#"{"EventType":"InvocationCompleted","EventTimestamp":1,"EventId":1}"#,
+                    r#"{"EventType":"ExecutionPaused","EventTimestamp":2,"EventId":2,"ExecutionPausedDetails":{"X":1}}"#,
+                    r#"{"EventType":"StepSucceeded","EventTimestamp":3,"EventId":3,"Id":"s"}"#,
+                ],
+                None,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            h.events[0].details,
+            EventDetails::InvocationCompleted {
+                start: None,
+                end: None,
+                request_id: None,
+                error: None
+            }
+        );
+        assert_eq!(
+            h.events[1].details,
+            EventDetails::Unknown {
+                event_type: "ExecutionPaused".into()
+            }
+        );
+        assert_eq!(
+            h.events[2].details,
+            EventDetails::StepSucceeded {
+                result: None,
+                retry: None
+            }
+        );
+    }
+
+    #[test]
+    fn details_are_read_for_their_event_type() {
+        let h = parse_history(
+            page(
+                &[
+                    r#"{"EventType":"StepFailed","EventTimestamp":1,"EventId":1,"Id":"s","StepFailedDetails":{"Error":{"Truncated":true,"Payload":{"ErrorType":"E","ErrorMessage":"m","ErrorData":"d","StackTrace":["a","b"]}},"RetryDetails":{"CurrentAttempt":2,"NextAttemptDelaySeconds":4}}}"#,
+                    r#"{"EventType":"CallbackStarted","EventTimestamp":2,"EventId":2,"Id":"c","CallbackStartedDetails":{"CallbackId":"cb","Timeout":60,"HeartbeatTimeout":10}}"#,
+                    r#"{"EventType":"InvocationCompleted","EventTimestamp":3,"EventId":3,"InvocationCompletedDetails":{"StartTimestamp":"1970-01-01T00:00:01.5Z","EndTimestamp":3,"RequestId":"r"}}"#,
+                    r#"{"EventType":"WaitSucceeded","EventTimestamp":4,"EventId":4,"Id":"w","WaitSucceededDetails":{"Duration":30}}"#,
+                ],
+                None,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let EventDetails::StepFailed { error, retry } = &h.events[0].details else {
+            panic!("{:?}", h.events[0])
+        };
+        let e = error.as_ref().unwrap();
+        assert_eq!(
+            (
+                e.error_type.as_deref(),
+                e.error_message.as_deref(),
+                e.error_data.as_deref()
+            ),
+            (Some("E"), Some("m"), Some("d"))
+        );
+        assert_eq!(e.stack_trace, ["a", "b"]);
+        assert!(e.truncated);
+        assert_eq!(
+            *retry,
+            Some(RetryDetails {
+                current_attempt: Some(2),
+                next_attempt_delay_seconds: Some(4)
+            })
+        );
+        assert_eq!(
+            h.events[1].details,
+            EventDetails::CallbackStarted {
+                callback_id: Some("cb".into()),
+                timeout_seconds: Some(60),
+                heartbeat_timeout_seconds: Some(10)
+            }
+        );
+        assert_eq!(
+            h.events[2].details,
+            EventDetails::InvocationCompleted {
+                start: Some(Timestamp(1500)),
+                end: Some(Timestamp(3000)),
+                request_id: Some("r".into()),
+                error: None
+            }
+        );
+        assert_eq!(
+            h.events[3].details,
+            EventDetails::WaitSucceeded {
+                duration_seconds: Some(30)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_input_is_an_error_with_a_position() {
+        let cases: [(&str, usize, &str); 8] = [
+            ("", 1, "no history"),
+            ("{\"Events\": [", 1, "EOF"),
+            (
+                "{\"Events\": [{\"EventType\":\"StepStarted\"}]}",
+                1,
+                "EventId",
+            ),
+            (
+                "{\"Events\": [\n{\"EventId\":1,\"EventTimestamp\":1}]}",
+                2,
+                "EventType",
+            ),
+            (
+                "{\"Events\": [{\"EventType\":\"X\",\"EventId\":1}]}",
+                1,
+                "EventTimestamp",
+            ),
+            (
+                "{\"Events\": [{\"EventType\":\"X\",\"EventId\":-1,\"EventTimestamp\":1}]}",
+                1,
+                "negative",
+            ),
+            (
+                "{\"Events\": [{\"EventType\":\"X\",\"EventId\":1,\"EventTimestamp\":\"yesterday\"}]}",
+                1,
+                "ISO-8601",
+            ),
+            ("{\"Items\": []}\n", 1, "Events"),
+        ];
+        for (input, line, needle) in cases {
+            let e = parse_history(input.as_bytes()).unwrap_err();
+            assert_eq!(e.line, line, "{input}: {e}");
+            assert!(e.message.contains(needle), "{input}: {e}");
+        }
+        let e = parse_history(b"{\"Events\": []}\n\n  nonsense").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 4), "{e}");
+    }
+}
