@@ -171,7 +171,8 @@ impl<'a> OperationJson<'a> {
             op_type: op.op_type().as_str(),
             sub_type: op.sub_type.as_deref(),
             start_timestamp: Seconds(op.start),
-            end_timestamp: op.end.map(Seconds),
+            // An operation the execution's end closed has no end of its own.
+            end_timestamp: op.end.filter(|_| !op.unfinished).map(Seconds),
             status: op.status.as_str(),
             execution_details: None,
             context_details: None,
