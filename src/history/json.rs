@@ -10,7 +10,10 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails};
+use super::{
+    ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails, after_epoch, nonempty,
+    nonzero,
+};
 use crate::time::Timestamp;
 
 /// A history read from JSON: events in EventId order, duplicates collapsed.
@@ -428,7 +431,7 @@ impl RawEvent {
                 let d = self.execution_started_details.unwrap_or_default();
                 D::ExecutionStarted {
                     input: d.input.map(Into::into),
-                    execution_timeout_seconds: d.execution_timeout,
+                    execution_timeout_seconds: nonzero(d.execution_timeout),
                 }
             }
             "ExecutionSucceeded" => D::ExecutionSucceeded {
@@ -447,14 +450,18 @@ impl RawEvent {
                 let r = result();
                 D::StepSucceeded {
                     result: r.result.map(Into::into),
-                    retry: r.retry_details.map(Into::into),
+                    retry: r
+                        .retry_details
+                        .and_then(|r| RetryDetails::from(r).meaningful()),
                 }
             }
             "StepFailed" => {
                 let e = err();
                 D::StepFailed {
                     error: e.error.map(Into::into),
-                    retry: e.retry_details.map(Into::into),
+                    retry: e
+                        .retry_details
+                        .and_then(|r| RetryDetails::from(r).meaningful()),
                 }
             }
             "ExecutionFailed" => D::ExecutionFailed {
@@ -492,17 +499,17 @@ impl RawEvent {
             "WaitStarted" => {
                 let w = self.wait_started_details.unwrap_or_default();
                 D::WaitStarted {
-                    duration_seconds: w.duration,
-                    scheduled_end: w.scheduled_end_timestamp,
+                    duration_seconds: nonzero(w.duration),
+                    scheduled_end: after_epoch(w.scheduled_end_timestamp),
                 }
             }
             "WaitSucceeded" => D::WaitSucceeded {
-                duration_seconds: self.wait_started_details.unwrap_or_default().duration,
+                duration_seconds: nonzero(self.wait_started_details.unwrap_or_default().duration),
             },
             "ChainedInvokeStarted" => {
                 let c = self.chained_invoke_started_details.unwrap_or_default();
                 D::ChainedInvokeStarted {
-                    function_name: c.function_name,
+                    function_name: nonempty(c.function_name),
                     tenant_id: c.tenant_id,
                     input: c.input.map(Into::into),
                     executed_version: c.executed_version,
@@ -512,7 +519,7 @@ impl RawEvent {
             "CallbackStarted" => {
                 let c = self.callback_started_details.unwrap_or_default();
                 D::CallbackStarted {
-                    callback_id: c.callback_id,
+                    callback_id: nonempty(c.callback_id),
                     timeout_seconds: c.timeout,
                     heartbeat_timeout_seconds: c.heartbeat_timeout,
                 }
@@ -520,9 +527,9 @@ impl RawEvent {
             "InvocationCompleted" => {
                 let i = self.invocation_completed_details.unwrap_or_default();
                 D::InvocationCompleted {
-                    start: i.start_timestamp,
-                    end: i.end_timestamp,
-                    request_id: i.request_id,
+                    start: after_epoch(i.start_timestamp),
+                    end: after_epoch(i.end_timestamp),
+                    request_id: nonempty(i.request_id),
                     error: i.error.map(Into::into),
                 }
             }

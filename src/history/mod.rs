@@ -66,6 +66,14 @@ pub struct RetryDetails {
 }
 
 impl RetryDetails {
+    /// `None` for the empty placeholder aws-sdk-lambda puts in place of absent RetryDetails
+    /// (CurrentAttempt 0, no delay), so both readers agree.
+    pub fn meaningful(self) -> Option<Self> {
+        let empty = matches!(self.current_attempt, None | Some(0))
+            && self.next_attempt_delay_seconds.is_none();
+        (!empty).then_some(self)
+    }
+
     /// Another attempt is scheduled: the delay is above zero.
     pub fn schedules_another_attempt(&self) -> bool {
         self.next_attempt_delay_seconds.is_some_and(|d| d > 0)
@@ -324,6 +332,20 @@ pub const KNOWN_EVENT_TYPES: [&str; 24] = [
     "CallbackTimedOut",
     "InvocationCompleted",
 ];
+
+/// Absent-value forms the two readers must agree on: aws-sdk-lambda fills required members the
+/// wire omitted with zeros and empty strings, so those mean "absent" in both readers.
+pub(crate) fn nonzero(v: Option<u64>) -> Option<u64> {
+    v.filter(|&v| v > 0)
+}
+
+pub(crate) fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|v| !v.is_empty())
+}
+
+pub(crate) fn after_epoch(v: Option<Timestamp>) -> Option<Timestamp> {
+    v.filter(|t| t.millis() > 0)
+}
 
 /// Orders events by EventId and collapses repeated EventIds (overlapping pages), keeping the
 /// first copy. Returns how many duplicates were dropped.

@@ -6,7 +6,10 @@
 use aws_sdk_lambda::primitives::DateTime;
 use aws_sdk_lambda::types as sdk;
 
-use super::{ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails};
+use super::{
+    ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails, after_epoch, nonempty,
+    nonzero,
+};
 use crate::time::Timestamp;
 
 /// Why an SDK event could not become one of ours.
@@ -57,9 +60,12 @@ fn error(e: Option<&sdk::EventError>) -> Option<ErrorInfo> {
 }
 
 fn retry(r: Option<&sdk::RetryDetails>) -> Option<RetryDetails> {
-    r.map(|r| RetryDetails {
-        current_attempt: u32::try_from(r.current_attempt()).ok(),
-        next_attempt_delay_seconds: r.next_attempt_delay_seconds().and_then(secs),
+    r.and_then(|r| {
+        RetryDetails {
+            current_attempt: u32::try_from(r.current_attempt()).ok(),
+            next_attempt_delay_seconds: r.next_attempt_delay_seconds().and_then(secs),
+        }
+        .meaningful()
     })
 }
 
@@ -84,7 +90,7 @@ impl TryFrom<&sdk::Event> for Event {
                 let d = e.execution_started_details();
                 D::ExecutionStarted {
                     input: input(d.and_then(|d| d.input())),
-                    execution_timeout_seconds: d.and_then(|d| secs(d.execution_timeout())),
+                    execution_timeout_seconds: nonzero(d.and_then(|d| secs(d.execution_timeout()))),
                 }
             }
             T::ExecutionSucceeded => D::ExecutionSucceeded {
@@ -109,15 +115,16 @@ impl TryFrom<&sdk::Event> for Event {
             T::WaitStarted => {
                 let d = e.wait_started_details();
                 D::WaitStarted {
-                    duration_seconds: d.and_then(|d| secs(d.duration())),
-                    scheduled_end: d.map(|d| ts(d.scheduled_end_timestamp())),
+                    duration_seconds: nonzero(d.and_then(|d| secs(d.duration()))),
+                    scheduled_end: after_epoch(d.map(|d| ts(d.scheduled_end_timestamp()))),
                 }
             }
             T::WaitSucceeded => D::WaitSucceeded {
-                duration_seconds: e
-                    .wait_succeeded_details()
-                    .and_then(|d| d.duration())
-                    .and_then(secs),
+                duration_seconds: nonzero(
+                    e.wait_succeeded_details()
+                        .and_then(|d| d.duration())
+                        .and_then(secs),
+                ),
             },
             T::WaitCancelled => D::WaitCancelled {
                 error: error(e.wait_cancelled_details().and_then(|d| d.error())),
@@ -140,7 +147,7 @@ impl TryFrom<&sdk::Event> for Event {
             T::ChainedInvokeStarted => {
                 let d = e.chained_invoke_started_details();
                 D::ChainedInvokeStarted {
-                    function_name: d.map(|d| d.function_name().to_owned()),
+                    function_name: nonempty(d.map(|d| d.function_name().to_owned())),
                     tenant_id: d.and_then(|d| d.tenant_id()).map(str::to_owned),
                     input: input(d.and_then(|d| d.input())),
                     executed_version: d.and_then(|d| d.executed_version()).map(str::to_owned),
@@ -167,7 +174,7 @@ impl TryFrom<&sdk::Event> for Event {
             T::CallbackStarted => {
                 let d = e.callback_started_details();
                 D::CallbackStarted {
-                    callback_id: d.map(|d| d.callback_id().to_owned()),
+                    callback_id: nonempty(d.map(|d| d.callback_id().to_owned())),
                     timeout_seconds: d.and_then(|d| d.timeout()).and_then(secs),
                     heartbeat_timeout_seconds: d.and_then(|d| d.heartbeat_timeout()).and_then(secs),
                 }
@@ -184,9 +191,9 @@ impl TryFrom<&sdk::Event> for Event {
             T::InvocationCompleted => {
                 let d = e.invocation_completed_details();
                 D::InvocationCompleted {
-                    start: d.map(|d| ts(d.start_timestamp())),
-                    end: d.map(|d| ts(d.end_timestamp())),
-                    request_id: d.map(|d| d.request_id().to_owned()),
+                    start: after_epoch(d.map(|d| ts(d.start_timestamp()))),
+                    end: after_epoch(d.map(|d| ts(d.end_timestamp()))),
+                    request_id: nonempty(d.map(|d| d.request_id().to_owned())),
                     error: error(d.and_then(|d| d.error())),
                 }
             }
