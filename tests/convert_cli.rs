@@ -637,3 +637,158 @@ fn an_unfinished_history_has_no_workflow_yet() {
     );
     assert!(spans.iter().all(|s| s["parentSpanId"].is_string()));
 }
+
+fn handwritten(format: &str, file: &str, extra: &[&str]) -> String {
+    let dir = root().join("tests/fixtures/handwritten");
+    let arn = std::fs::read_to_string(dir.join("arn.txt")).unwrap();
+    let path = dir.join(file);
+    let mut args = vec![
+        "convert",
+        "--arn",
+        arn.trim(),
+        "--format",
+        format,
+        path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    convert_ok(&args)
+}
+
+/// A real-service-shaped history (full ARNs, InvocationCompletedDetails, RetryDetails on
+/// StepSucceeded, callback time-outs, ExecutedVersion) holding every event type but the three
+/// terminal ones the emulator fixtures cover (ExecutionSucceeded, TimedOut, Stopped).
+#[test]
+fn every_event_type_in_the_real_service_form() {
+    let otlp = handwritten("otlp-json", "every-event-type.json", &[]);
+    golden("every-event-type.otlp.json", &pretty(&otlp));
+    golden(
+        "every-event-type.tree.txt",
+        &handwritten("tree", "every-event-type.json", &[]),
+    );
+    golden(
+        "every-event-type.state.json",
+        &handwritten("state-json", "every-event-type.json", &[]),
+    );
+    // The AWS CLI's form (ISO timestamps, two pages) is the same history.
+    assert_eq!(
+        otlp,
+        handwritten("otlp-json", "every-event-type.cli.json", &[])
+    );
+
+    let spans = spans(&otlp);
+    let by = |n: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap_or_else(|| panic!("no span {n}"))
+    };
+    let status = |n: &str| attr(by(n), "durable.operation.status").unwrap()["stringValue"].clone();
+    for (name, want) in [
+        ("fulfil", "FAILED"),
+        ("ship", "SUCCEEDED"),
+        ("ship-branch-1", "FAILED"),
+        ("carrier-pickup", "TIMED_OUT"),
+        ("notify-customer", "TIMED_OUT"),
+        ("audit-log", "STOPPED"),
+        ("fraud-check", "FAILED"),
+        ("grace-period", "CANCELLED"),
+        ("refund-window", "FAILED"),
+        ("manual-review create callback id", "SUCCEEDED"),
+    ] {
+        assert_eq!(status(name), want, "{name}");
+    }
+    // A parallel whose branch failed is itself OK while the execution failed.
+    assert_eq!(by("ship")["status"]["code"], 1);
+    assert_eq!(by("Workflow")["status"]["code"], 2);
+    assert_eq!(
+        by("Workflow")["status"]["message"],
+        "order 7781 rejected after review"
+    );
+
+    let invocations: Vec<&Value> = spans.iter().filter(|s| s["name"] == "Invocation").collect();
+    let statuses: Vec<&str> = invocations
+        .iter()
+        .map(|s| {
+            attr(s, "durable.invocation.status").unwrap()["stringValue"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "PENDING", "PENDING", "PENDING", "PENDING", "PENDING", "FAILED"
+        ]
+    );
+    // Exact bounds from InvocationCompletedDetails, and the RequestId.
+    assert!(
+        invocations
+            .iter()
+            .all(|s| attr(s, "durable.invocation.estimated_bounds").is_none())
+    );
+    assert_eq!(
+        attr(invocations[0], "faas.invocation_id").unwrap()["stringValue"],
+        "6f1e7a2b-0001"
+    );
+
+    // The chained invoke with a durable target links to the child's Workflow span.
+    let reserve = by("reserve-stock");
+    let child = "arn:aws:lambda:us-east-1:123456789012:function:warehouse:3/durable-execution/reserve-7781/9b2e4d10-5a6c-4f7e-8d9a-0b1c2d3e4f50";
+    assert_eq!(
+        attr(reserve, "durable.chained_invoke.execution_arn").unwrap()["stringValue"],
+        child
+    );
+    assert_eq!(
+        attr(reserve, "durable.chained_invoke.executed_version").unwrap()["stringValue"],
+        "3"
+    );
+    let ids = durable_exporter::trace::ids::IdScheme::Python;
+    assert!(
+        reserve["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["spanId"] == ids.workflow_span_id(child).to_hex())
+    );
+
+    // Callback time-outs and what the execution waited for while suspended.
+    let pickup = by("carrier-pickup");
+    assert_eq!(
+        attr(pickup, "durable.callback.timeout_seconds").unwrap()["intValue"],
+        "120"
+    );
+    assert_eq!(
+        attr(pickup, "durable.callback.heartbeat_timeout_seconds").unwrap()["intValue"],
+        "30"
+    );
+    let waiting: Vec<&str> = spans
+        .iter()
+        .filter(|s| s["name"] == "Suspended")
+        .map(|s| {
+            attr(s, "durable.suspension.waiting_for").unwrap()["stringValue"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        waiting,
+        [
+            "RETRY",
+            "WAIT",
+            "CALLBACK,CHAINED_INVOKE",
+            "CHAINED_INVOKE,WAIT",
+            "CALLBACK"
+        ]
+    );
+    // The stack trace is kept, payloads and ErrorData are not.
+    assert!(otlp.contains("charge.py:41 in charge\\ngateway.py:12 in post"));
+    for secret in ["4111-xxxx", "xbank", "dana", "ch_91"] {
+        assert!(!otlp.contains(secret), "{secret}");
+    }
+    let with = handwritten(
+        "state-json",
+        "every-event-type.json",
+        &["--include-payloads"],
+    );
+    assert!(with.contains("xbank") && with.contains("4111-xxxx"));
+}
