@@ -440,6 +440,8 @@ pub struct Execution {
     first_event_since_invocation: Option<Timestamp>,
     /// Whether events written from inside an invocation came after the last InvocationCompleted.
     work_since_invocation: bool,
+    /// The earliest next-attempt time of a PENDING step, so READY is checked only when due.
+    earliest_retry: Option<Timestamp>,
     events_applied: u64,
 }
 
@@ -472,6 +474,7 @@ impl Execution {
             open_suspension: None,
             first_event_since_invocation: None,
             work_since_invocation: false,
+            earliest_retry: None,
             events_applied: 0,
         }
     }
@@ -934,6 +937,10 @@ impl Execution {
     }
 
     fn mark_ready_retries(&mut self, now: Timestamp) {
+        if self.earliest_retry.is_none_or(|due| due > now) {
+            return;
+        }
+        self.earliest_retry = None;
         for op in self.open.values_mut() {
             if op.status == OperationStatus::Pending
                 && op
@@ -944,6 +951,13 @@ impl Execution {
                 op.status = OperationStatus::Ready;
             }
         }
+        // Retries still in the future keep their place.
+        self.earliest_retry = self
+            .open
+            .values()
+            .filter(|op| op.status == OperationStatus::Pending)
+            .filter_map(|op| op.step().and_then(|s| s.next_attempt))
+            .min();
     }
 
     fn finish_execution(
@@ -1261,30 +1275,34 @@ impl Execution {
             self.open.insert(op.id.clone(), op);
             return;
         };
-        if let Some((start, attempt_invocation)) = s.attempt_open.take() {
-            // A new attempt while one is open: the open one was lost with its invocation.
-            let attempt = Attempt {
-                number: s.attempts,
-                start,
-                end: e.timestamp,
-                outcome: AttemptOutcome::Interrupted,
-                invocation: attempt_invocation,
-                error: None,
-                next_attempt_delay_seconds: None,
-            };
-            s.last_attempt_end = Some(e.timestamp);
-            s.failed_attempts += 1;
-            let snapshot = op.clone();
-            obs.observe(Transition::AttemptEnded(&snapshot, &attempt));
-        } else if let Some(prev_end) = s.last_attempt_end {
-            let backoff = Backoff {
+        // What the new start ends: an open attempt (lost with its invocation) or a back-off.
+        let interrupted = s.attempt_open.take().map(|(start, attempt_invocation)| Attempt {
+            number: s.attempts,
+            start,
+            end: e.timestamp.max(start),
+            outcome: AttemptOutcome::Interrupted,
+            invocation: attempt_invocation,
+            error: None,
+            next_attempt_delay_seconds: None,
+        });
+        let backoff = match (&interrupted, s.last_attempt_end) {
+            (None, Some(prev_end)) => Some(Backoff {
                 after_attempt: s.attempts,
                 start: prev_end,
                 end: e.timestamp.max(prev_end),
                 scheduled_delay_seconds: s.scheduled_delay_seconds,
-            };
-            let snapshot = op.clone();
-            obs.observe(Transition::BackoffEnded(&snapshot, &backoff));
+            }),
+            _ => None,
+        };
+        if interrupted.is_some() {
+            s.last_attempt_end = Some(e.timestamp);
+            s.failed_attempts += 1;
+        }
+        if let Some(a) = &interrupted {
+            obs.observe(Transition::AttemptEnded(&op, a));
+        }
+        if let Some(b) = &backoff {
+            obs.observe(Transition::BackoffEnded(&op, b));
         }
         if let Details::Step(s) = &mut op.details {
             s.attempts += 1;
@@ -1347,6 +1365,9 @@ impl Execution {
             s.scheduled_delay_seconds = delay;
             s.next_attempt = delay.map(|d| add_secs(e.timestamp, d));
             op.status = OperationStatus::Pending;
+            if let Some(due) = s.next_attempt {
+                self.earliest_retry = Some(self.earliest_retry.map_or(due, |e| e.min(due)));
+            }
         } else {
             s.next_attempt = None;
             op.status = if succeeded {
