@@ -1276,15 +1276,18 @@ impl Execution {
             return;
         };
         // What the new start ends: an open attempt (lost with its invocation) or a back-off.
-        let interrupted = s.attempt_open.take().map(|(start, attempt_invocation)| Attempt {
-            number: s.attempts,
-            start,
-            end: e.timestamp.max(start),
-            outcome: AttemptOutcome::Interrupted,
-            invocation: attempt_invocation,
-            error: None,
-            next_attempt_delay_seconds: None,
-        });
+        let interrupted = s
+            .attempt_open
+            .take()
+            .map(|(start, attempt_invocation)| Attempt {
+                number: s.attempts,
+                start,
+                end: e.timestamp.max(start),
+                outcome: AttemptOutcome::Interrupted,
+                invocation: attempt_invocation,
+                error: None,
+                next_attempt_delay_seconds: None,
+            });
         let backoff = match (&interrupted, s.last_attempt_end) {
             (None, Some(prev_end)) => Some(Backoff {
                 after_attempt: s.attempts,
