@@ -1,1 +1,100 @@
-fn main() {}
+//! Throughput of the core on the largest history an execution can have.
+//!
+//! Input: a generated 3,000-operation finished history (`durable_exporter::synth`, payloads
+//! included) written as one `GetDurableExecutionHistory` page by `synth::to_wire_json`.
+//! Throughput is in history events.
+//!
+//! - `bare_parse_value`: `serde_json::from_slice::<serde_json::Value>`, the floor any JSON reader
+//!   is measured against.
+//! - `pipeline`: page bytes to OTLP protobuf bytes: `parse_history` → `convert` (fold keeping
+//!   finished operations, as `convert` does, and spans) → `proto::to_request` →
+//!   `encode_to_vec`.
+//! - `stage_parse`, `stage_fold_spans`, `stage_encode`: the pipeline's three stages alone, each
+//!   from the previous stage's output prepared outside the timing.
+//!
+//! Run: `cargo bench --bench convert`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use durable_exporter::arn::ExecutionArn;
+use durable_exporter::convert::convert;
+use durable_exporter::history::json::parse_history;
+use durable_exporter::synth::{self, SynthSpec};
+use durable_exporter::trace::{TraceOptions, proto};
+use prost::Message as _;
+
+const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/bench/0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b";
+
+fn bench_convert(c: &mut Criterion) {
+    let events = synth::history(&SynthSpec {
+        operations: synth::MAX_OPERATIONS,
+        seed: 7,
+        include_payloads: true,
+        finished: true,
+        ..SynthSpec::default()
+    });
+    let bytes = synth::to_wire_json(&events, None).into_bytes();
+    let arn = ExecutionArn::parse(ARN).expect("a valid ARN");
+
+    // The input is what it claims to be, and the pipeline does all its work on it.
+    let parsed = parse_history(&bytes).expect("the generated page parses");
+    assert_eq!(parsed.events, events);
+    let conversion = convert(&events, &arn, None, TraceOptions::default());
+    assert!(conversion.anomalies.is_empty());
+    let encoded = proto::to_request(&conversion.resource, &conversion.spans).encode_to_vec();
+    eprintln!(
+        "convert bench input: {} operations, {} events, {} bytes of JSON; {} spans, {} bytes of OTLP protobuf",
+        synth::MAX_OPERATIONS,
+        events.len(),
+        bytes.len(),
+        conversion.spans.len(),
+        encoded.len()
+    );
+
+    let mut g = c.benchmark_group("convert");
+    g.throughput(Throughput::Elements(events.len() as u64));
+
+    g.bench_function("bare_parse_value", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&bytes)).unwrap())
+    });
+
+    g.bench_function("pipeline", |b| {
+        b.iter(|| {
+            let parsed = parse_history(black_box(&bytes)).unwrap();
+            let conversion = convert(&parsed.events, &arn, None, TraceOptions::default());
+            proto::to_request(&conversion.resource, &conversion.spans).encode_to_vec()
+        })
+    });
+
+    g.bench_function("stage_parse", |b| {
+        b.iter(|| parse_history(black_box(&bytes)).unwrap())
+    });
+
+    g.bench_function("stage_fold_spans", |b| {
+        b.iter(|| convert(black_box(&events), &arn, None, TraceOptions::default()))
+    });
+
+    g.bench_function("stage_encode", |b| {
+        b.iter(|| {
+            proto::to_request(
+                black_box(&conversion.resource),
+                black_box(&conversion.spans),
+            )
+            .encode_to_vec()
+        })
+    });
+
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(20);
+    targets = bench_convert
+}
+criterion_main!(benches);

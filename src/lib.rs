@@ -10,5 +10,6 @@ pub mod convert;
 pub mod export;
 pub mod history;
 pub mod state;
+pub mod synth;
 pub mod time;
 pub mod trace;
