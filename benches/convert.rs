@@ -1,16 +1,18 @@
 //! Throughput of the core on the largest history an execution can have.
 //!
-//! Input: a generated 3,000-operation finished history (`durable_exporter::synth`, payloads
-//! included) written as one `GetDurableExecutionHistory` page by `synth::to_wire_json`.
+//! Input: a generated 3,000-operation finished history (`durable_exporter::synth`) written as one `GetDurableExecutionHistory` page by `synth::to_wire_json`.
 //! Throughput is in history events.
 //!
 //! - `bare_parse_value`: `serde_json::from_slice::<serde_json::Value>`, the floor any JSON reader
 //!   is measured against.
 //! - `pipeline`: page bytes to OTLP protobuf bytes: `parse_history` → `convert` (fold keeping
-//!   finished operations, as `convert` does, and spans) → `proto::to_request` →
-//!   `encode_to_vec`.
-//! - `stage_parse`, `stage_fold_spans`, `stage_encode`: the pipeline's three stages alone, each
-//!   from the previous stage's output prepared outside the timing.
+//!   finished operations, as `convert` does, and spans) → `proto::encode_request`.
+//! - `pipeline_via_prost_structs`: the same with `proto::to_request` + prost's `encode_to_vec`
+//!   (the same bytes, through the generated message types).
+//! - `stage_*`: the pipeline's stages alone, each from the previous stage's output prepared
+//!   outside the timing.
+//!
+//! Both with payloads (IncludeExecutionData=true) and without (the daemon's default).
 //!
 //! Run: `cargo bench --bench convert`.
 
@@ -28,10 +30,17 @@ use prost::Message as _;
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/bench/0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b";
 
 fn bench_convert(c: &mut Criterion) {
+    // With payloads (IncludeExecutionData=true) and without (the daemon's default).
+    for include_payloads in [true, false] {
+        bench_input(c, include_payloads);
+    }
+}
+
+fn bench_input(c: &mut Criterion, include_payloads: bool) {
     let events = synth::history(&SynthSpec {
         operations: synth::MAX_OPERATIONS,
         seed: 7,
-        include_payloads: true,
+        include_payloads,
         finished: true,
         ..SynthSpec::default()
     });
@@ -43,9 +52,13 @@ fn bench_convert(c: &mut Criterion) {
     assert_eq!(parsed.events, events);
     let conversion = convert(&events, &arn, None, TraceOptions::default());
     assert!(conversion.anomalies.is_empty());
-    let encoded = proto::to_request(&conversion.resource, &conversion.spans).encode_to_vec();
+    let encoded = proto::encode_request(&conversion.resource, &conversion.spans);
+    assert_eq!(
+        encoded,
+        proto::to_request(&conversion.resource, &conversion.spans).encode_to_vec()
+    );
     eprintln!(
-        "convert bench input: {} operations, {} events, {} bytes of JSON; {} spans, {} bytes of OTLP protobuf",
+        "convert bench input (payloads: {include_payloads}): {} operations, {} events, {} bytes of JSON; {} spans, {} bytes of OTLP protobuf",
         synth::MAX_OPERATIONS,
         events.len(),
         bytes.len(),
@@ -53,7 +66,12 @@ fn bench_convert(c: &mut Criterion) {
         encoded.len()
     );
 
-    let mut g = c.benchmark_group("convert");
+    let name = if include_payloads {
+        "convert/with_payloads"
+    } else {
+        "convert/without_payloads"
+    };
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(events.len() as u64));
 
     g.bench_function("bare_parse_value", |b| {
@@ -61,6 +79,14 @@ fn bench_convert(c: &mut Criterion) {
     });
 
     g.bench_function("pipeline", |b| {
+        b.iter(|| {
+            let parsed = parse_history(black_box(&bytes)).unwrap();
+            let conversion = convert(&parsed.events, &arn, None, TraceOptions::default());
+            proto::encode_request(&conversion.resource, &conversion.spans)
+        })
+    });
+
+    g.bench_function("pipeline_via_prost_structs", |b| {
         b.iter(|| {
             let parsed = parse_history(black_box(&bytes)).unwrap();
             let conversion = convert(&parsed.events, &arn, None, TraceOptions::default());
@@ -77,6 +103,15 @@ fn bench_convert(c: &mut Criterion) {
     });
 
     g.bench_function("stage_encode", |b| {
+        b.iter(|| {
+            proto::encode_request(
+                black_box(&conversion.resource),
+                black_box(&conversion.spans),
+            )
+        })
+    });
+
+    g.bench_function("stage_encode_via_prost_structs", |b| {
         b.iter(|| {
             proto::to_request(
                 black_box(&conversion.resource),

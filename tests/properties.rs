@@ -699,7 +699,7 @@ fn check_tree(spans: &[Span]) -> Result<(), TestCaseError> {
         .filter(|s| s.parent_span_id.is_none())
         .collect();
     prop_assert_eq!(roots.len(), 1, "exactly one root");
-    prop_assert_eq!(roots[0].name.as_str(), "Workflow");
+    prop_assert_eq!(&*roots[0].name, "Workflow");
     let trace_ids: HashSet<_> = spans.iter().map(|s| s.trace_id).collect();
     prop_assert_eq!(trace_ids.len(), 1, "one trace id");
     Ok(())
@@ -824,7 +824,7 @@ proptest! {
             .iter()
             .filter(|s| s.attribute("durable.operation.status").is_some())
             .filter_map(|s| match s.attribute("durable.operation.id") {
-                Some(durable_exporter::trace::Value::Str(id)) => Some(id.as_str()),
+                Some(durable_exporter::trace::Value::Str(id)) => Some(&**id),
                 _ => None,
             })
             .collect();

@@ -19,8 +19,11 @@
 
 pub mod json;
 
+use std::collections::HashSet;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 use std::hash::{Hash, Hasher};
 
 use crate::history::{ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails};
@@ -155,12 +158,12 @@ pub struct StepState {
 /// One operation, as GetDurableExecutionState shows it, plus what only the history knows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
-    pub id: String,
-    pub parent_id: Option<String>,
+    pub id: Arc<str>,
+    pub parent_id: Option<Arc<str>>,
     /// False when ParentId names an operation never seen (the span falls back to Workflow).
     pub parent_known: bool,
-    pub name: Option<String>,
-    pub sub_type: Option<String>,
+    pub name: Option<Arc<str>>,
+    pub sub_type: Option<Arc<str>>,
     pub status: OperationStatus,
     pub start: Timestamp,
     pub end: Option<Timestamp>,
@@ -301,7 +304,7 @@ pub struct Suspension {
 /// The execution as a whole.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionInfo {
-    pub arn: String,
+    pub arn: Arc<str>,
     pub status: ExecutionStatus,
     pub start: Option<Timestamp>,
     pub end: Option<Timestamp>,
@@ -424,7 +427,7 @@ pub struct Execution {
     info: ExecutionInfo,
     execution_op: Option<Operation>,
     options: FoldOptions,
-    open: HashMap<String, Operation>,
+    open: FxHashMap<Arc<str>, Operation>,
     finished: Vec<Operation>,
     /// Hashes of every operation id seen (open or finished), for ParentId checks.
     seen: HashSet<u64>,
@@ -452,7 +455,7 @@ fn id_hash(id: &str) -> u64 {
 }
 
 impl Execution {
-    pub fn new(arn: impl Into<String>, options: FoldOptions) -> Self {
+    pub fn new(arn: impl Into<Arc<str>>, options: FoldOptions) -> Self {
         Execution {
             info: ExecutionInfo {
                 arn: arn.into(),
@@ -464,7 +467,7 @@ impl Execution {
             },
             execution_op: None,
             options,
-            open: HashMap::new(),
+            open: FxHashMap::default(),
             finished: Vec::new(),
             seen: HashSet::new(),
             last_event_id: 0,
@@ -807,8 +810,8 @@ impl Execution {
         self.info.start = Some(e.timestamp);
         self.last_invocation_end = Some(e.timestamp);
         let (id, name) = match &e.operation {
-            Some(op) => (op.id.clone(), op.name.clone()),
-            None => (String::new(), None),
+            Some(op) => (Arc::from(op.id.as_str()), op.name.as_deref().map(Arc::from)),
+            None => (Arc::from(""), None),
         };
         self.execution_op = Some(Operation {
             id,
@@ -1067,11 +1070,11 @@ impl Execution {
             .is_none_or(|p| self.seen.contains(&id_hash(p)));
         self.seen.insert(id_hash(&r.id));
         Operation {
-            id: r.id.clone(),
-            parent_id: r.parent_id.clone(),
+            id: Arc::from(r.id.as_str()),
+            parent_id: r.parent_id.as_deref().map(Arc::from),
             parent_known,
-            name: r.name.clone(),
-            sub_type: r.sub_type.clone(),
+            name: r.name.as_deref().map(Arc::from),
+            sub_type: r.sub_type.as_deref().map(Arc::from),
             status: OperationStatus::Started,
             start: e.timestamp,
             end: None,
@@ -1104,7 +1107,7 @@ impl Execution {
         let Some(r) = self.op_ref(e, obs) else {
             return;
         };
-        if self.open.contains_key(&r.id) {
+        if self.open.contains_key(r.id.as_str()) {
             self.anomaly(
                 obs,
                 e.id,
@@ -1148,7 +1151,7 @@ impl Execution {
         obs: &mut impl Observer,
     ) -> Option<Operation> {
         let r = self.op_ref(e, obs)?;
-        if let Some(op) = self.open.remove(&r.id) {
+        if let Some(op) = self.open.remove(r.id.as_str()) {
             if op.op_type() != expected {
                 self.anomaly(
                     obs,
@@ -1245,7 +1248,7 @@ impl Execution {
         let Some(r) = self.op_ref(e, obs) else {
             return;
         };
-        let Some(mut op) = self.open.remove(&r.id) else {
+        let Some(mut op) = self.open.remove(r.id.as_str()) else {
             if self.seen.contains(&id_hash(&r.id)) {
                 self.after_finish(e, &r.id, obs);
                 return;

@@ -115,7 +115,7 @@ fn a_retried_step_ends_attempts_then_the_step() {
             "exec-end SUCCEEDED",
         ]
     );
-    let step = ex.operations().into_iter().find(|o| o.id == "s").unwrap();
+    let step = ex.operations().into_iter().find(|o| &*o.id == "s").unwrap();
     assert_eq!(step.step().unwrap().attempts, 2);
     assert_eq!(step.step().unwrap().failed_attempts, 1);
     assert!(ex.is_finished());
@@ -343,7 +343,11 @@ fn inconsistent_histories_are_drawn_with_anomalies_never_a_panic() {
             .any(|l| l.starts_with("finish STEP SUCCEEDED 101000..101000"))
     );
     assert!(lines.iter().any(|l| l.contains("unfinished")));
-    let kid = ex.operations().into_iter().find(|o| o.id == "kid").unwrap();
+    let kid = ex
+        .operations()
+        .into_iter()
+        .find(|o| &*o.id == "kid")
+        .unwrap();
     assert!(!kid.parent_known);
 }
 

@@ -18,6 +18,9 @@ pub mod proto;
 pub mod tree;
 
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::arn::ExecutionArn;
 use crate::history::{ErrorInfo, Payload};
@@ -35,10 +38,70 @@ pub const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Payloads longer than this are cut (at a character boundary) unless configured otherwise.
 pub const DEFAULT_MAX_ATTRIBUTE_LENGTH: usize = 4096;
 
+/// Text on a span: a constant, a string shared with the state (ARN, operation id, name), or
+/// one of its own. Compares by content.
+#[derive(Debug, Clone)]
+pub enum Text {
+    Static(&'static str),
+    Shared(Arc<str>),
+    Owned(String),
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Shared(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        &**self == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        &**self == *other
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl From<&'static str> for Text {
+    fn from(s: &'static str) -> Self {
+        Text::Static(s)
+    }
+}
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text::Owned(s)
+    }
+}
+impl From<&Arc<str>> for Text {
+    fn from(s: &Arc<str>) -> Self {
+        Text::Shared(s.clone())
+    }
+}
+
 /// An attribute value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    Str(String),
+    Str(Text),
     Int(i64),
     Bool(bool),
     Double(f64),
@@ -57,14 +120,19 @@ fn kv(key: &'static str, value: impl Into<Value>) -> KeyValue {
     }
 }
 
-impl From<&str> for Value {
-    fn from(s: &str) -> Self {
-        Value::Str(s.to_owned())
+impl From<&'static str> for Value {
+    fn from(s: &'static str) -> Self {
+        Value::Str(Text::Static(s))
     }
 }
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::Str(s)
+        Value::Str(Text::Owned(s))
+    }
+}
+impl From<&Arc<str>> for Value {
+    fn from(s: &Arc<str>) -> Self {
+        Value::Str(Text::Shared(s.clone()))
     }
 }
 impl From<i64> for Value {
@@ -122,7 +190,7 @@ pub struct Span {
     pub parent_span_id: Option<SpanId>,
     /// The parent comes from the caller's trace header (another process).
     pub parent_is_remote: bool,
-    pub name: String,
+    pub name: Text,
     pub start: Timestamp,
     pub end: Timestamp,
     pub attributes: Vec<KeyValue>,
@@ -162,13 +230,13 @@ impl Resource {
             kv("cloud.platform", "aws_lambda"),
         ];
         if let Some(f) = f {
-            attributes.push(kv("cloud.region", f.region.as_str()));
+            attributes.push(kv("cloud.region", f.region.clone()));
             if !f.account.is_empty() {
-                attributes.push(kv("cloud.account.id", f.account.as_str()));
+                attributes.push(kv("cloud.account.id", f.account.clone()));
             }
-            attributes.push(kv("faas.name", f.name.as_str()));
+            attributes.push(kv("faas.name", f.name.clone()));
             if let Some(q) = &f.qualifier {
-                attributes.push(kv("faas.version", q.as_str()));
+                attributes.push(kv("faas.version", q.clone()));
             }
         }
         Resource { attributes }
@@ -201,15 +269,19 @@ impl Default for TraceOptions {
 /// Builds an execution's spans from the fold's transitions (an [`Observer`]).
 #[derive(Debug)]
 pub struct TraceBuilder {
-    arn: String,
+    arn: Arc<str>,
     options: TraceOptions,
     trace_id: Option<TraceId>,
     workflow_span_id: SpanId,
     spans: Vec<Span>,
+    /// Span ids of open operations (derived once, used by their attempts, back-offs, children).
+    op_span_ids: FxHashMap<Arc<str>, SpanId>,
+    /// Invocation span ids by index - 1.
+    invocation_span_ids: Vec<SpanId>,
 }
 
 impl TraceBuilder {
-    pub fn new(arn: impl Into<String>, options: TraceOptions) -> Self {
+    pub fn new(arn: impl Into<Arc<str>>, options: TraceOptions) -> Self {
         let arn = arn.into();
         let workflow_span_id = options.id_scheme.workflow_span_id(&arn);
         TraceBuilder {
@@ -218,6 +290,8 @@ impl TraceBuilder {
             options,
             workflow_span_id,
             spans: Vec::new(),
+            op_span_ids: FxHashMap::default(),
+            invocation_span_ids: Vec::new(),
         }
     }
 
@@ -252,15 +326,25 @@ impl TraceBuilder {
         self.trace_id.unwrap_or(TraceId([0; 16]))
     }
 
+    /// An operation's span id: from the cache while it is open, else derived.
     fn op_span_id(&self, op_id: &str) -> SpanId {
-        self.options.id_scheme.operation_span_id(&self.arn, op_id)
+        match self.op_span_ids.get(op_id) {
+            Some(id) => *id,
+            None => self.options.id_scheme.operation_span_id(&self.arn, op_id),
+        }
     }
 
-    fn invocation_span_id(&self, index: u32) -> SpanId {
-        own_span_id(OwnSpan::Invocation, &self.arn, &index.to_string())
+    fn invocation_span_id(&mut self, index: u32) -> SpanId {
+        let i = index.saturating_sub(1) as usize;
+        while self.invocation_span_ids.len() <= i {
+            let n = self.invocation_span_ids.len() + 1;
+            let id = own_span_id(OwnSpan::Invocation, &self.arn, &n.to_string());
+            self.invocation_span_ids.push(id);
+        }
+        self.invocation_span_ids[i]
     }
 
-    fn invocation_link(&self, trace_id: TraceId, index: u32) -> Link {
+    fn invocation_link(&mut self, trace_id: TraceId, index: u32) -> Link {
         Link {
             trace_id,
             span_id: self.invocation_span_id(index),
@@ -271,14 +355,14 @@ impl TraceBuilder {
     /// `durable.execution.arn` and the operation's identity attributes.
     fn identity(&self, op: &Operation) -> Vec<KeyValue> {
         let mut a = Vec::with_capacity(12);
-        a.push(kv("durable.execution.arn", self.arn.as_str()));
-        a.push(kv("durable.operation.id", op.id.as_str()));
+        a.push(kv("durable.execution.arn", &self.arn));
+        a.push(kv("durable.operation.id", &op.id));
         a.push(kv("durable.operation.type", op.op_type().as_str()));
         if let Some(s) = &op.sub_type {
-            a.push(kv("durable.operation.subtype", s.as_str()));
+            a.push(kv("durable.operation.subtype", s));
         }
         if let Some(n) = &op.name {
-            a.push(kv("durable.operation.name", n.as_str()));
+            a.push(kv("durable.operation.name", n));
         }
         a
     }
@@ -289,7 +373,7 @@ impl TraceBuilder {
         }
         if let Some(text) = &p.payload {
             let cut = cut_to(text, self.options.max_attribute_length);
-            attrs.push(kv(key, cut));
+            attrs.push(kv(key, cut.to_owned()));
             if p.truncated || cut.len() < text.len() {
                 attrs.push(kv("durable.payload.truncated", true));
             }
@@ -301,7 +385,7 @@ fn new_span(
     trace_id: TraceId,
     span_id: SpanId,
     parent: SpanId,
-    name: String,
+    name: Text,
     start: Timestamp,
     end: Timestamp,
     attributes: Vec<KeyValue>,
@@ -342,7 +426,7 @@ impl TraceBuilder {
                 &format!("{}:{}", op.id, a.number),
             ),
             self.op_span_id(&op.id),
-            format!("{} attempt {}", op.display_name(), a.number),
+            Text::Owned(format!("{} attempt {}", op.display_name(), a.number)),
             a.start,
             a.end,
             attrs,
@@ -378,7 +462,11 @@ impl TraceBuilder {
                 &format!("{}:{}", op.id, b.after_attempt),
             ),
             self.op_span_id(&op.id),
-            format!("{} back-off {}", op.display_name(), b.after_attempt),
+            Text::Owned(format!(
+                "{} back-off {}",
+                op.display_name(),
+                b.after_attempt
+            )),
             b.start,
             b.end,
             attrs,
@@ -435,7 +523,7 @@ impl TraceBuilder {
                 heartbeat_timeout_seconds,
             } => {
                 if let Some(c) = callback_id {
-                    attrs.push(kv("durable.callback.id", c.as_str()));
+                    attrs.push(kv("durable.callback.id", c.clone()));
                 }
                 if let Some(t) = timeout_seconds {
                     attrs.push(kv("durable.callback.timeout_seconds", *t));
@@ -452,16 +540,16 @@ impl TraceBuilder {
                 durable_execution_arn,
             } => {
                 if let Some(f) = function_name {
-                    attrs.push(kv("durable.chained_invoke.function_name", f.as_str()));
+                    attrs.push(kv("durable.chained_invoke.function_name", f.clone()));
                 }
                 if let Some(v) = executed_version {
-                    attrs.push(kv("durable.chained_invoke.executed_version", v.as_str()));
+                    attrs.push(kv("durable.chained_invoke.executed_version", v.clone()));
                 }
                 if let Some(t) = tenant_id {
-                    attrs.push(kv("durable.chained_invoke.tenant_id", t.as_str()));
+                    attrs.push(kv("durable.chained_invoke.tenant_id", t.clone()));
                 }
                 if let Some(child) = durable_execution_arn {
-                    attrs.push(kv("durable.chained_invoke.execution_arn", child.as_str()));
+                    attrs.push(kv("durable.chained_invoke.execution_arn", child.clone()));
                     // The child's Workflow span. Its trace id needs the child's start, which the
                     // parent's history does not hold: ChainedInvokeStarted's time stands in.
                     let scheme = self.options.id_scheme;
@@ -488,13 +576,17 @@ impl TraceBuilder {
             trace_id,
             self.op_span_id(&op.id),
             parent,
-            op.display_name().to_owned(),
+            match &op.name {
+                Some(n) => Text::Shared(n.clone()),
+                None => Text::Static(op.op_type().as_str()),
+            },
             op.start,
             end,
             attrs,
         );
         span.events = events;
         span.links = links;
+        self.op_span_ids.remove(&*op.id);
         match op.status {
             OperationStatus::Succeeded => span.status = StatusCode::Ok,
             OperationStatus::Failed | OperationStatus::TimedOut => {
@@ -511,14 +603,14 @@ impl TraceBuilder {
     fn invocation_span(&mut self, inv: &Invocation) {
         let trace_id = self.trace(inv.start);
         let mut attrs = vec![
-            kv("durable.execution.arn", self.arn.as_str()),
+            kv("durable.execution.arn", &self.arn),
             kv("durable.invocation.first", inv.index == 1),
             kv("durable.invocation.status", inv.status.as_str()),
             kv("durable.invocation.index", inv.index),
         ];
         if let Some(r) = &inv.request_id {
-            attrs.push(kv("faas.invocation_id", r.as_str()));
-            attrs.push(kv("durable.invocation.request_id", r.as_str()));
+            attrs.push(kv("faas.invocation_id", r.clone()));
+            attrs.push(kv("durable.invocation.request_id", r.clone()));
         }
         if !inv.exact_bounds {
             attrs.push(kv("durable.invocation.estimated_bounds", true));
@@ -530,7 +622,7 @@ impl TraceBuilder {
             trace_id,
             self.invocation_span_id(inv.index),
             self.workflow_span_id,
-            "Invocation".to_owned(),
+            Text::Static("Invocation"),
             inv.start,
             inv.end,
             attrs,
@@ -549,7 +641,7 @@ impl TraceBuilder {
     fn suspension_span(&mut self, s: &Suspension) {
         let trace_id = self.trace(s.start);
         let mut attrs = vec![
-            kv("durable.execution.arn", self.arn.as_str()),
+            kv("durable.execution.arn", &self.arn),
             kv("durable.suspension.after_invocation", s.after_invocation),
         ];
         if !s.waiting_for.is_empty() {
@@ -569,7 +661,7 @@ impl TraceBuilder {
                 &s.after_invocation.to_string(),
             ),
             self.workflow_span_id,
-            "Suspended".to_owned(),
+            Text::Static("Suspended"),
             s.start,
             s.end,
             attrs,
@@ -583,7 +675,7 @@ impl TraceBuilder {
         };
         let trace_id = self.trace(start);
         let mut attrs = vec![
-            kv("durable.execution.arn", self.arn.as_str()),
+            kv("durable.execution.arn", &self.arn),
             kv("durable.execution.status", info.status.as_str()),
         ];
         if let Some(r) = &info.result {
@@ -594,7 +686,7 @@ impl TraceBuilder {
             trace_id,
             self.workflow_span_id,
             SpanId([0; 8]),
-            "Workflow".to_owned(),
+            Text::Static("Workflow"),
             start,
             end,
             attrs,
@@ -632,10 +724,10 @@ fn set_error(span: &mut Span, error: Option<&ErrorInfo>, at: Timestamp, fallback
     let mut attributes = Vec::with_capacity(3);
     attributes.push(kv(
         "exception.type",
-        e.error_type.as_deref().unwrap_or(fallback),
+        e.error_type.clone().unwrap_or_else(|| fallback.to_owned()),
     ));
     if let Some(m) = &e.error_message {
-        attributes.push(kv("exception.message", m.as_str()));
+        attributes.push(kv("exception.message", m.clone()));
     }
     if !e.stack_trace.is_empty() {
         let mut st = String::new();
@@ -676,7 +768,11 @@ impl Observer for TraceBuilder {
             Transition::InvocationEnded(inv) => self.invocation_span(inv),
             Transition::Suspended(s) => self.suspension_span(s),
             Transition::ExecutionFinished(info) => self.workflow_span(info),
-            Transition::OperationStarted(_) | Transition::Anomaly(_) => {}
+            Transition::OperationStarted(op) => {
+                let id = self.options.id_scheme.operation_span_id(&self.arn, &op.id);
+                self.op_span_ids.insert(op.id.clone(), id);
+            }
+            Transition::Anomaly(_) => {}
         }
     }
 }
@@ -706,6 +802,7 @@ mod tests {
                 .map(|a| a.value.clone())
         };
         assert_eq!(get("service.name"), Some(Value::from("payments")));
+        assert_eq!(Value::from("x"), Value::from("x".to_owned()));
         assert_eq!(get("cloud.region"), Some(Value::from("eu-west-1")));
         assert_eq!(get("cloud.account.id"), Some(Value::from("210987654321")));
         assert_eq!(get("faas.version"), Some(Value::from("7")));

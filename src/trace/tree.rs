@@ -123,9 +123,9 @@ fn str_attr<'a>(s: &'a Span, key: &str) -> Option<&'a str> {
 }
 
 fn display_name(s: &Span) -> String {
-    match (s.name.as_str(), s.attribute("durable.invocation.index")) {
+    match (&*s.name, s.attribute("durable.invocation.index")) {
         ("Invocation", Some(Value::Int(i))) => format!("Invocation #{i}"),
-        _ => s.name.clone(),
+        _ => s.name.to_string(),
     }
 }
 
