@@ -238,7 +238,7 @@ const LEN: u8 = 2;
 const I32: u8 = 5;
 
 fn varint_len(v: u64) -> usize {
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn key_len(tag: u32) -> usize {
