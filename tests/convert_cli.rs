@@ -4,48 +4,15 @@
 //! Golden files live in tests/golden; `UPDATE_GOLDEN=1 cargo nextest run --test convert_cli`
 //! rewrites them (review the diff before committing).
 
+mod common;
+
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use common::{FIXTURES, arn_of, history_path as history, root};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture_dir(name: &str) -> PathBuf {
-    root().join("tests/fixtures/emulator").join(name)
-}
-
-fn history(name: &str) -> PathBuf {
-    fixture_dir(name).join("history_IncludeExecutionData_true.json")
-}
-
-fn arn_of(name: &str) -> String {
-    let get: Value = serde_json::from_slice(
-        &std::fs::read(fixture_dir(name).join("get_durable_execution.json")).unwrap(),
-    )
-    .unwrap();
-    get["DurableExecutionArn"].as_str().unwrap().to_owned()
-}
-
-const FIXTURES: [&str; 12] = [
-    "callbacks",
-    "chained-invoke",
-    "child-contexts",
-    "execution-fails",
-    "parallel-map",
-    "retry-then-succeed",
-    "step-fails-permanently",
-    "steps-basic",
-    "stopped",
-    "timed-out",
-    "unknown-function",
-    "waits",
-];
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(BIN)

@@ -16,16 +16,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
 
 fn fixture(name: &str) -> (PathBuf, String) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/emulator")
-        .join(name);
-    let get: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("get_durable_execution.json")).unwrap())
-            .unwrap();
-    (
-        dir.join("history_IncludeExecutionData_true.json"),
-        get["DurableExecutionArn"].as_str().unwrap().to_owned(),
-    )
+    (common::history_path(name), common::arn_of(name))
 }
 
 /// A span reduced to what a collector shows, attributes sorted by key.

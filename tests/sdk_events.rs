@@ -1,41 +1,22 @@
 //! aws-sdk-lambda reading real histories over HTTP (Marker pagination) ends in exactly the events
 //! the raw-JSON reader gives for the same bytes: the daemon and `convert` see one history.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use common::FIXTURES;
 use durable_exporter::history::Event;
 use durable_exporter::history::json::parse_history;
 use serde_json::Value;
 
-const FIXTURES: [&str; 12] = [
-    "callbacks",
-    "chained-invoke",
-    "child-contexts",
-    "execution-fails",
-    "parallel-map",
-    "retry-then-succeed",
-    "step-fails-permanently",
-    "steps-basic",
-    "stopped",
-    "timed-out",
-    "unknown-function",
-    "waits",
-];
-
 fn raw_history(name: &str) -> Vec<u8> {
-    std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/emulator")
-            .join(name)
-            .join("history_IncludeExecutionData_true.json"),
-    )
-    .unwrap()
+    std::fs::read(common::history_path(name)).unwrap()
 }
 
 /// Serves every fixture's events under `/2025-12-01/durable-executions/{arn}/history`, in pages
