@@ -6,7 +6,9 @@
 //! history; [`export`] is the shell that sends spans over OTLP.
 
 pub mod arn;
+pub mod config;
 pub mod convert;
+pub mod daemon;
 pub mod export;
 pub mod history;
 pub mod state;

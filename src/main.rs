@@ -41,6 +41,25 @@ enum LogFormat {
 enum Command {
     /// Convert a saved GetDurableExecutionHistory output into a trace (or state, or a tree).
     Convert(ConvertArgs),
+    /// Load and validate a daemon config file (with its environment overrides), then summarize it.
+    CheckConfig(CheckConfigArgs),
+    /// Run the daemon: poll tracked executions, export spans over OTLP, checkpoint on disk.
+    /// Stops cleanly on SIGTERM or SIGINT.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The YAML config file; without it, the defaults and DURABLE_EXPORTER__* variables.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CheckConfigArgs {
+    /// The YAML config file (every key documented in config/durable-exporter.yaml).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -119,6 +138,67 @@ fn main() -> ExitCode {
     init_logs(cli.log_format);
     match cli.command {
         Command::Convert(args) => run_convert(args),
+        Command::CheckConfig(args) => run_check_config(&args),
+        Command::Run(args) => run_daemon(&args),
+    }
+}
+
+/// Exit 0 and a summary when the config loads; 2 and its one-line error otherwise.
+fn run_check_config(args: &CheckConfigArgs) -> ExitCode {
+    match durable_exporter::config::Config::load(Some(&args.config)) {
+        Ok(config) => {
+            println!("durable-exporter: {} is valid", args.config.display());
+            print!("{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => bad_input(e),
+    }
+}
+
+fn run_daemon(args: &RunArgs) -> ExitCode {
+    let config = match durable_exporter::config::Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return bad_input(e),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("durable-exporter: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(durable_exporter::daemon::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot run");
+            eprintln!("durable-exporter: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM (ECS, Kubernetes, docker stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
     }
 }
 

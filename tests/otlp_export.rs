@@ -5,86 +5,18 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::otlp::flatten;
 use durable_exporter::arn::ExecutionArn;
 use durable_exporter::convert::convert;
 use durable_exporter::history::json::parse_history;
 use durable_exporter::trace::TraceOptions;
 use durable_exporter::trace::proto::to_request;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
 
 fn fixture(name: &str) -> (PathBuf, String) {
     (common::history_path(name), common::arn_of(name))
-}
-
-/// A span reduced to what a collector shows, attributes sorted by key.
-#[derive(Debug, PartialEq)]
-struct Seen {
-    trace_id: Vec<u8>,
-    span_id: Vec<u8>,
-    parent: Vec<u8>,
-    name: String,
-    kind: i32,
-    start: u64,
-    end: u64,
-    attributes: Vec<String>,
-    events: Vec<(String, u64, Vec<String>)>,
-    links: Vec<(Vec<u8>, Vec<u8>, Vec<String>)>,
-    status: (i32, String),
-}
-
-fn attrs(kvs: &[KeyValue]) -> Vec<String> {
-    let mut v: Vec<String> = kvs
-        .iter()
-        .map(|kv| format!("{}={:?}", kv.key, kv.value))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Every span of the requests, with the resource and scope each came under.
-fn flatten(reqs: &[ExportTraceServiceRequest]) -> (Vec<Seen>, Vec<String>, Vec<(String, String)>) {
-    let mut spans = Vec::new();
-    let mut resource = Vec::new();
-    let mut scopes = Vec::new();
-    for r in reqs {
-        for rs in &r.resource_spans {
-            resource = attrs(&rs.resource.as_ref().unwrap().attributes);
-            for ss in &rs.scope_spans {
-                let scope = ss.scope.as_ref().unwrap();
-                scopes.push((scope.name.clone(), scope.version.clone()));
-                for s in &ss.spans {
-                    let status = s.status.clone().unwrap_or_default();
-                    spans.push(Seen {
-                        trace_id: s.trace_id.clone(),
-                        span_id: s.span_id.clone(),
-                        parent: s.parent_span_id.clone(),
-                        name: s.name.clone(),
-                        kind: s.kind,
-                        start: s.start_time_unix_nano,
-                        end: s.end_time_unix_nano,
-                        attributes: attrs(&s.attributes),
-                        events: s
-                            .events
-                            .iter()
-                            .map(|e| (e.name.clone(), e.time_unix_nano, attrs(&e.attributes)))
-                            .collect(),
-                        links: s
-                            .links
-                            .iter()
-                            .map(|l| (l.trace_id.clone(), l.span_id.clone(), attrs(&l.attributes)))
-                            .collect(),
-                        status: (status.code, status.message),
-                    });
-                }
-            }
-        }
-    }
-    spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
-    scopes.dedup();
-    (spans, resource, scopes)
 }
 
 fn expected(name: &str, extra_header: Option<&str>) -> ExportTraceServiceRequest {

@@ -561,6 +561,33 @@ impl Execution {
             .min()
     }
 
+    /// The last invocation completed and nothing has run since: only a wait ending, a retry
+    /// coming due, a callback, a chained invoke or a time-out can move the execution now.
+    pub fn is_suspended(&self) -> bool {
+        !self.is_finished()
+            && (self.pending_invocation.is_some() || self.open_suspension.is_some())
+            && !self.work_since_invocation
+    }
+
+    /// Every open operation (contexts aside) is a wait with a scheduled end or a step with a
+    /// next-attempt time: the execution will not change before the earliest of them, unless
+    /// someone stops it.
+    pub fn waits_only_for_known_times(&self) -> bool {
+        let mut any = false;
+        for op in self.open.values() {
+            match &op.details {
+                Details::Context => {}
+                Details::Wait {
+                    scheduled_end: Some(_),
+                    ..
+                } => any = true,
+                Details::Step(s) if s.next_attempt.is_some() => any = true,
+                _ => return false,
+            }
+        }
+        any
+    }
+
     /// Applies events in order. Events at or below the last applied EventId are skipped
     /// (reported as duplicates), so overlapping pages and re-reads are harmless.
     pub fn apply_all<'e>(

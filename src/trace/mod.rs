@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::arn::ExecutionArn;
+use crate::arn::{ExecutionArn, FunctionParts};
 use crate::history::{ErrorInfo, Payload};
 use crate::state::{
     Attempt, AttemptOutcome, Backoff, Details, ExecutionInfo, ExecutionStatus, Invocation,
@@ -216,10 +216,23 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// A canonical text of the attributes: equal resources, equal keys.
+    pub fn key(&self) -> String {
+        let mut k = String::new();
+        for a in &self.attributes {
+            let _ = write!(k, "{}={:?};", a.key, a.value);
+        }
+        k
+    }
+
     /// `service.name` (given, else the function name, else `unknown_service`) and the cloud and
     /// faas attributes the ARN gives.
     pub fn for_execution(arn: &ExecutionArn, service_name: Option<&str>) -> Self {
-        let f = arn.function();
+        Self::for_function(arn.function(), service_name)
+    }
+
+    /// The same from the function's parts, when known.
+    pub fn for_function(f: Option<&FunctionParts>, service_name: Option<&str>) -> Self {
         let service = service_name
             .map(str::to_owned)
             .or_else(|| f.map(|f| f.name.clone()))

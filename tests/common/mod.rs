@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fake_api;
 pub mod otlp;
 
 use std::path::PathBuf;

@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message as _;
 use tokio::sync::oneshot;
 
@@ -47,7 +48,12 @@ impl TraceService for Grpc {
 
 /// Starts an OTLP/gRPC receiver on a free port.
 pub async fn grpc() -> Receiver {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    grpc_on("127.0.0.1:0".parse().unwrap()).await
+}
+
+/// Starts an OTLP/gRPC receiver on the given address (a collector that comes up late).
+pub async fn grpc_on(addr: SocketAddr) -> Receiver {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let received = Received::default();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -127,4 +133,74 @@ pub async fn http() -> Receiver {
         received,
         _stop: stop,
     }
+}
+
+/// A span reduced to what a collector shows, attributes sorted by key.
+#[derive(Debug, PartialEq)]
+pub struct Seen {
+    pub trace_id: Vec<u8>,
+    pub span_id: Vec<u8>,
+    pub parent: Vec<u8>,
+    pub name: String,
+    pub kind: i32,
+    pub start: u64,
+    pub end: u64,
+    pub attributes: Vec<String>,
+    pub events: Vec<(String, u64, Vec<String>)>,
+    pub links: Vec<(Vec<u8>, Vec<u8>, Vec<String>)>,
+    pub status: (i32, String),
+}
+
+pub fn attrs(kvs: &[KeyValue]) -> Vec<String> {
+    let mut v: Vec<String> = kvs
+        .iter()
+        .map(|kv| format!("{}={:?}", kv.key, kv.value))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every span of the requests, with the resource and scope each came under.
+pub fn flatten(
+    reqs: &[ExportTraceServiceRequest],
+) -> (Vec<Seen>, Vec<String>, Vec<(String, String)>) {
+    let mut spans = Vec::new();
+    let mut resource = Vec::new();
+    let mut scopes = Vec::new();
+    for r in reqs {
+        for rs in &r.resource_spans {
+            resource = attrs(&rs.resource.as_ref().unwrap().attributes);
+            for ss in &rs.scope_spans {
+                let scope = ss.scope.as_ref().unwrap();
+                scopes.push((scope.name.clone(), scope.version.clone()));
+                for s in &ss.spans {
+                    let status = s.status.clone().unwrap_or_default();
+                    spans.push(Seen {
+                        trace_id: s.trace_id.clone(),
+                        span_id: s.span_id.clone(),
+                        parent: s.parent_span_id.clone(),
+                        name: s.name.clone(),
+                        kind: s.kind,
+                        start: s.start_time_unix_nano,
+                        end: s.end_time_unix_nano,
+                        attributes: attrs(&s.attributes),
+                        events: s
+                            .events
+                            .iter()
+                            .map(|e| (e.name.clone(), e.time_unix_nano, attrs(&e.attributes)))
+                            .collect(),
+                        links: s
+                            .links
+                            .iter()
+                            .map(|l| (l.trace_id.clone(), l.span_id.clone(), attrs(&l.attributes)))
+                            .collect(),
+                        status: (status.code, status.message),
+                    });
+                }
+            }
+        }
+    }
+    spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+    scopes.dedup();
+    (spans, resource, scopes)
 }

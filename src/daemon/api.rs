@@ -1,0 +1,450 @@
+//! The durable-execution API through aws-sdk-lambda: one client, one request budget
+//! ([`RateLimiter`]) for every call and every retry. The SDK's own retries are off so that no
+//! request escapes the budget; here throttling lowers the rate and honours Retry-After, 5xx and
+//! transport errors retry with jittered back-off, ResourceNotFound and bad parameters do not.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_lambda::config::retry::RetryConfig;
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::operation::get_durable_execution::GetDurableExecutionError;
+use aws_sdk_lambda::operation::get_durable_execution_history::GetDurableExecutionHistoryError;
+use aws_sdk_lambda::operation::list_durable_executions_by_function::ListDurableExecutionsByFunctionError;
+use aws_sdk_lambda::primitives::DateTime;
+use aws_smithy_http_client::tls;
+
+use super::limiter::RateLimiter;
+use crate::history::Event;
+use crate::time::Timestamp;
+
+/// Attempts for one call (throttles and server errors included) before giving up until the
+/// next poll.
+const MAX_ATTEMPTS: u32 = 5;
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(10);
+
+pub const OP_HISTORY: &str = "GetDurableExecutionHistory";
+pub const OP_DESCRIBE: &str = "GetDurableExecution";
+pub const OP_LIST: &str = "ListDurableExecutionsByFunction";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// ResourceNotFoundException: stop tracking.
+    NotFound,
+    /// InvalidParameterValueException (an expired or rejected marker, a bad ARN).
+    InvalidParameter,
+    /// TooManyRequestsException after every attempt.
+    Throttled,
+    /// 5xx after every attempt.
+    Server,
+    /// No answer (connection, timeout) after every attempt.
+    Transport,
+    /// Anything else (credentials, access denied, a response that does not parse).
+    Other,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::InvalidParameter => "invalid_parameter",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Server => "server_error",
+            ErrorKind::Transport => "transport_error",
+            ErrorKind::Other => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation} {target}: {message}")]
+pub struct ApiError {
+    pub operation: &'static str,
+    pub target: String,
+    pub kind: ErrorKind,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+/// One page of history, converted.
+#[derive(Debug, Default)]
+pub struct HistoryPage {
+    pub events: Vec<Event>,
+    pub next_marker: Option<String>,
+    /// Events the SDK gave that could not be converted (logged, counted).
+    pub skipped: Vec<String>,
+}
+
+/// What GetDurableExecution says about an execution.
+#[derive(Debug, Clone)]
+pub struct Description {
+    pub start: Timestamp,
+    pub status: String,
+    pub trace_header: Option<String>,
+    pub function_arn: Option<String>,
+}
+
+/// One execution from ListDurableExecutionsByFunction.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub arn: String,
+    pub status: String,
+    pub start: Timestamp,
+}
+
+/// Request counts by operation and outcome (`ok`, or an [`ErrorKind`] name, per attempt).
+#[derive(Debug, Default)]
+pub struct ApiCounters {
+    by: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl ApiCounters {
+    fn add(&self, op: &'static str, outcome: &'static str) {
+        *self
+            .by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((op, outcome))
+            .or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<(&'static str, &'static str), u64> {
+        self.by.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn total(&self, op: &str) -> u64 {
+        self.snapshot()
+            .iter()
+            .filter(|((o, _), _)| *o == op)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+#[derive(Clone)]
+pub struct Api {
+    client: aws_sdk_lambda::Client,
+    limiter: Arc<RateLimiter>,
+    counters: Arc<ApiCounters>,
+}
+
+/// The SDK configuration: the standard AWS chain for region and credentials, an explicit
+/// rustls (ring) HTTP client, an optional endpoint (emulators), and no SDK retries.
+pub async fn sdk_client(
+    region: Option<&str>,
+    endpoint_url: Option<&str>,
+    timeout: Duration,
+) -> aws_sdk_lambda::Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(timeout)
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        );
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_owned()));
+    }
+    if let Some(e) = endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    let shared = loader.load().await;
+    let mut conf =
+        aws_sdk_lambda::config::Builder::from(&shared).retry_config(RetryConfig::disabled());
+    if shared.region().is_none() {
+        tracing::warn!("no AWS region from aws.region or the environment: using us-east-1");
+        conf = conf.region(aws_config::Region::new("us-east-1"));
+    }
+    let conf = conf.build();
+    aws_sdk_lambda::Client::from_conf(conf)
+}
+
+/// Typed Retry-After of each operation's TooManyRequestsException.
+trait Throttle {
+    fn retry_after(&self) -> Option<&str>;
+}
+
+impl Throttle for GetDurableExecutionHistoryError {
+    fn retry_after(&self) -> Option<&str> {
+        match self {
+            Self::TooManyRequestsException(t) => t.retry_after_seconds(),
+            _ => None,
+        }
+    }
+}
+
+impl Throttle for GetDurableExecutionError {
+    fn retry_after(&self) -> Option<&str> {
+        match self {
+            Self::TooManyRequestsException(t) => t.retry_after_seconds(),
+            _ => None,
+        }
+    }
+}
+
+impl Throttle for ListDurableExecutionsByFunctionError {
+    fn retry_after(&self) -> Option<&str> {
+        match self {
+            Self::TooManyRequestsException(t) => t.retry_after_seconds(),
+            _ => None,
+        }
+    }
+}
+
+fn classify<E>(
+    operation: &'static str,
+    target: &str,
+    err: SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
+) -> ApiError
+where
+    E: ProvideErrorMetadata + Throttle + std::error::Error + 'static,
+{
+    let mk = |kind, message: String, retry_after| ApiError {
+        operation,
+        target: target.to_owned(),
+        kind,
+        message,
+        retry_after,
+    };
+    match err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let header_retry = ctx
+                .raw()
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            let e = ctx.err();
+            let retry_after = e
+                .retry_after()
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .or(header_retry)
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s.min(3600.0)));
+            let code = e.code().unwrap_or("");
+            let message = format!(
+                "{}{}",
+                if code.is_empty() { "" } else { code },
+                e.message().map(|m| format!(": {m}")).unwrap_or_default()
+            );
+            let message = if message.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                message
+            };
+            let kind = match code {
+                "ResourceNotFoundException" => ErrorKind::NotFound,
+                "InvalidParameterValueException" => ErrorKind::InvalidParameter,
+                "TooManyRequestsException" => ErrorKind::Throttled,
+                _ if status == 429 => ErrorKind::Throttled,
+                _ if status == 404 => ErrorKind::NotFound,
+                _ if status >= 500 => ErrorKind::Server,
+                _ => ErrorKind::Other,
+            };
+            mk(kind, message, retry_after)
+        }
+        SdkError::TimeoutError(_) => mk(ErrorKind::Transport, "timed out".into(), None),
+        SdkError::DispatchFailure(d) => {
+            let message = match d.as_connector_error() {
+                Some(c) => format!("no answer: {c}"),
+                None => "no answer".into(),
+            };
+            mk(ErrorKind::Transport, message, None)
+        }
+        SdkError::ResponseError(r) => mk(
+            ErrorKind::Transport,
+            format!("unreadable response (HTTP {})", r.raw().status().as_u16()),
+            None,
+        ),
+        other => mk(ErrorKind::Other, display_chain(&other), None),
+    }
+}
+
+fn display_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE
+        .saturating_mul(1 << attempt.min(10))
+        .min(BACKOFF_CAP);
+    // Full jitter: anywhere up to the exponential bound.
+    exp.mul_f64(fastrand::f64().max(0.1))
+}
+
+impl Api {
+    pub fn new(
+        client: aws_sdk_lambda::Client,
+        limiter: Arc<RateLimiter>,
+        counters: Arc<ApiCounters>,
+    ) -> Self {
+        Api {
+            client,
+            limiter,
+            counters,
+        }
+    }
+
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    pub fn counters(&self) -> &ApiCounters {
+        &self.counters
+    }
+
+    /// Runs one call under the budget, retrying what is worth retrying.
+    async fn call<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        target: &str,
+        send: F,
+    ) -> Result<T, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<T, SdkError<E, aws_sdk_lambda::config::http::HttpResponse>>,
+            >,
+        E: ProvideErrorMetadata + Throttle + std::error::Error + 'static,
+    {
+        let mut attempt = 0;
+        loop {
+            self.limiter.acquire().await;
+            let err = match send().await {
+                Ok(v) => {
+                    self.counters.add(operation, "ok");
+                    self.limiter.succeeded();
+                    return Ok(v);
+                }
+                Err(e) => classify(operation, target, e),
+            };
+            self.counters.add(operation, err.kind.as_str());
+            attempt += 1;
+            match err.kind {
+                ErrorKind::Throttled => {
+                    self.limiter.throttled(err.retry_after);
+                    tracing::debug!(operation, target, retry_after = ?err.retry_after, "throttled");
+                }
+                ErrorKind::Server | ErrorKind::Transport => {
+                    let wait = backoff(attempt);
+                    tracing::debug!(operation, target, ?wait, error = %err.message, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(err),
+            }
+            if attempt >= MAX_ATTEMPTS {
+                return Err(err);
+            }
+        }
+    }
+
+    pub async fn history_page(
+        &self,
+        arn: &str,
+        marker: Option<&str>,
+        max_items: u32,
+        include_execution_data: bool,
+    ) -> Result<HistoryPage, ApiError> {
+        let max_items = i32::try_from(max_items.clamp(1, 1000)).unwrap_or(1000);
+        let out = self
+            .call(OP_HISTORY, arn, || {
+                self.client
+                    .get_durable_execution_history()
+                    .durable_execution_arn(arn)
+                    .set_marker(marker.map(str::to_owned))
+                    .max_items(max_items)
+                    .include_execution_data(include_execution_data)
+                    .send()
+            })
+            .await?;
+        let mut page = HistoryPage {
+            events: Vec::with_capacity(out.events().len()),
+            next_marker: out.next_marker().map(str::to_owned),
+            skipped: Vec::new(),
+        };
+        for e in out.events() {
+            match Event::try_from(e) {
+                Ok(ev) => page.events.push(ev),
+                Err(err) => page.skipped.push(err.to_string()),
+            }
+        }
+        Ok(page)
+    }
+
+    pub async fn describe(&self, arn: &str) -> Result<Description, ApiError> {
+        let out = self
+            .call(OP_DESCRIBE, arn, || {
+                self.client
+                    .get_durable_execution()
+                    .durable_execution_arn(arn)
+                    .send()
+            })
+            .await?;
+        let st = out.start_timestamp();
+        Ok(Description {
+            start: Timestamp::from_secs_nanos(st.secs(), st.subsec_nanos()),
+            status: out.status().as_str().to_owned(),
+            trace_header: out
+                .trace_header()
+                .and_then(|h| h.x_amzn_trace_id())
+                .map(str::to_owned),
+            function_arn: Some(out.function_arn().to_owned()).filter(|f| !f.is_empty()),
+        })
+    }
+
+    /// One page of an execution listing.
+    pub async fn list_by_function(
+        &self,
+        function: &str,
+        qualifier: Option<&str>,
+        statuses: &[String],
+        started_after: Option<Timestamp>,
+        marker: Option<&str>,
+    ) -> Result<(Vec<Listed>, Option<String>), ApiError> {
+        let statuses: Vec<aws_sdk_lambda::types::ExecutionStatus> = statuses
+            .iter()
+            .map(|s| aws_sdk_lambda::types::ExecutionStatus::from(s.as_str()))
+            .collect();
+        let out = self
+            .call(OP_LIST, function, || {
+                self.client
+                    .list_durable_executions_by_function()
+                    .function_name(function)
+                    .set_qualifier(qualifier.map(str::to_owned))
+                    .set_statuses(Some(statuses.clone()).filter(|s| !s.is_empty()))
+                    .set_started_after(started_after.map(|t| DateTime::from_millis(t.millis())))
+                    .set_marker(marker.map(str::to_owned))
+                    .max_items(1000)
+                    .send()
+            })
+            .await?;
+        let listed = out
+            .durable_executions()
+            .iter()
+            .map(|e| Listed {
+                arn: e.durable_execution_arn().to_owned(),
+                status: e.status().as_str().to_owned(),
+                start: Timestamp::from_secs_nanos(
+                    e.start_timestamp().secs(),
+                    e.start_timestamp().subsec_nanos(),
+                ),
+            })
+            .collect();
+        Ok((listed, out.next_marker().map(str::to_owned)))
+    }
+}

@@ -1,0 +1,333 @@
+//! Read positions on disk: one small JSON file per execution under `<dir>/executions/`, and the
+//! run-time tracking changes in `<dir>/tracked.json`. Every write goes to a temporary file in the
+//! same folder, is fsynced, then renamed over the old one (and the folder fsynced), so a crash
+//! leaves the old file or the new one, never half of one. Files carry a format version; a file
+//! that cannot be read is moved aside (`*.corrupt-<unix seconds>`) and reported, and that
+//! execution is read again from the start.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// Where one execution's spans have been acknowledged up to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Cursor {
+    pub arn: String,
+    /// The last EventId whose spans the collector acknowledged (0: nothing yet).
+    pub last_event_id: u64,
+    /// The marker of the page that held `last_event_id` (a shortcut that may expire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    /// ExecutionStarted, in milliseconds since the epoch (for the trace id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_start_ms: Option<i64>,
+    /// The execution's X-Ray trace header, from GetDurableExecution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_header: Option<String>,
+    /// The execution's function ARN, from GetDurableExecution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_arn: Option<String>,
+    /// The terminal status, once the execution ended and every span was acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_status: Option<String>,
+    /// When (wall clock, ms) the end was acknowledged: retention counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<i64>,
+}
+
+/// The on-disk form, versioned.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum CursorFile {
+    #[serde(rename = "1")]
+    V1(Cursor),
+}
+
+/// Executions added or removed over the HTTP API, so the changes survive restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TrackingChanges {
+    /// Added at run time (on top of the configuration).
+    pub added: Vec<String>,
+    /// Removed at run time (also from the configuration's list).
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum TrackingFile {
+    #[serde(rename = "1")]
+    V1(TrackingChanges),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint directory {dir}: {source}")]
+    Dir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing checkpoint {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A file that could not be read and was moved aside.
+#[derive(Debug, Clone)]
+pub struct CorruptFile {
+    pub path: PathBuf,
+    pub moved_to: Option<PathBuf>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    dir: PathBuf,
+}
+
+impl CheckpointStore {
+    /// Opens (creating) the directory and checks that it is writable.
+    pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
+        let executions = dir.join("executions");
+        fs::create_dir_all(&executions).map_err(|source| CheckpointError::Dir {
+            dir: executions.clone(),
+            source,
+        })?;
+        let store = CheckpointStore {
+            dir: dir.to_path_buf(),
+        };
+        // Fail at start-up, not at the first acknowledgement, when the volume is read-only.
+        let probe = dir.join(".write-probe");
+        store
+            .write_atomic(&probe, b"ok")
+            .map_err(|e| CheckpointError::Dir {
+                dir: dir.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let _ = fs::remove_file(probe);
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn cursor_path(&self, arn: &str) -> PathBuf {
+        let digest = Sha256::digest(arn.as_bytes());
+        let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        self.dir.join("executions").join(format!("{name}.json"))
+    }
+
+    /// Every cursor on disk; unreadable files are moved aside and reported.
+    pub fn load_all(&self) -> (Vec<Cursor>, Vec<CorruptFile>) {
+        let mut cursors = Vec::new();
+        let mut corrupt = Vec::new();
+        let Ok(entries) = fs::read_dir(self.dir.join("executions")) else {
+            return (cursors, corrupt);
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            match read_cursor(&path) {
+                Ok(c) if self.cursor_path(&c.arn) == path => cursors.push(c),
+                Ok(c) => corrupt.push(self.move_aside(
+                    &path,
+                    format!("holds the cursor of {} under another name", c.arn),
+                )),
+                Err(reason) => corrupt.push(self.move_aside(&path, reason)),
+            }
+        }
+        (cursors, corrupt)
+    }
+
+    fn move_aside(&self, path: &Path, reason: String) -> CorruptFile {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let to = path.with_extension(format!("json.corrupt-{secs}"));
+        let moved_to = fs::rename(path, &to).ok().map(|()| to);
+        CorruptFile {
+            path: path.to_path_buf(),
+            moved_to,
+            reason,
+        }
+    }
+
+    pub fn save(&self, cursor: &Cursor) -> Result<(), CheckpointError> {
+        let path = self.cursor_path(&cursor.arn);
+        let body = serde_json::to_vec(&CursorFile::V1(cursor.clone())).map_err(|e| {
+            CheckpointError::Write {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            }
+        })?;
+        self.write_atomic(&path, &body)
+    }
+
+    pub fn remove(&self, arn: &str) -> Result<(), CheckpointError> {
+        let path = self.cursor_path(arn);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CheckpointError::Write { path, source }),
+        }
+    }
+
+    /// The run-time tracking changes; a corrupt file is moved aside and reported.
+    pub fn load_tracking(&self) -> (TrackingChanges, Option<CorruptFile>) {
+        let path = self.dir.join("tracked.json");
+        match fs::read(&path) {
+            Err(_) => (TrackingChanges::default(), None),
+            Ok(bytes) => match serde_json::from_slice::<TrackingFile>(&bytes) {
+                Ok(TrackingFile::V1(t)) => (t, None),
+                Err(e) => (
+                    TrackingChanges::default(),
+                    Some(self.move_aside(&path, e.to_string())),
+                ),
+            },
+        }
+    }
+
+    pub fn save_tracking(&self, t: &TrackingChanges) -> Result<(), CheckpointError> {
+        let path = self.dir.join("tracked.json");
+        let body = serde_json::to_vec_pretty(&TrackingFile::V1(t.clone())).map_err(|e| {
+            CheckpointError::Write {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            }
+        })?;
+        self.write_atomic(&path, &body)
+    }
+
+    /// Temp file in the same folder, fsync, rename, fsync the folder.
+    fn write_atomic(&self, path: &Path, body: &[u8]) -> Result<(), CheckpointError> {
+        let err = |source| CheckpointError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let parent = path.parent().unwrap_or(&self.dir);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(parent)
+            .map_err(err)?;
+        tmp.write_all(body).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(path).map_err(|e| err(e.error))?;
+        if let Ok(d) = fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+fn read_cursor(path: &Path) -> Result<Cursor, String> {
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    match serde_json::from_slice::<CursorFile>(&bytes) {
+        Ok(CursorFile::V1(c)) if !c.arn.is_empty() => Ok(c),
+        Ok(CursorFile::V1(_)) => Err("the cursor has no ARN".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor(arn: &str, id: u64) -> Cursor {
+        Cursor {
+            arn: arn.into(),
+            last_event_id: id,
+            marker: Some("m".into()),
+            execution_start_ms: Some(1_795_248_229_083),
+            ..Cursor::default()
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_replace_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        store.save(&cursor("arn:a", 3)).unwrap();
+        store.save(&cursor("arn:b/x", 9)).unwrap();
+        store.save(&cursor("arn:a", 4)).unwrap();
+        let (mut all, corrupt) = store.load_all();
+        all.sort_by(|a, b| a.arn.cmp(&b.arn));
+        assert!(corrupt.is_empty());
+        assert_eq!(all, vec![cursor("arn:a", 4), cursor("arn:b/x", 9)]);
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path().join("executions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        store.remove("arn:a").unwrap();
+        store.remove("arn:never").unwrap();
+        assert_eq!(store.load_all().0, vec![cursor("arn:b/x", 9)]);
+    }
+
+    #[test]
+    fn the_format_is_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        store.save(&cursor("arn:a", 3)).unwrap();
+        let text = fs::read_to_string(store.cursor_path("arn:a")).unwrap();
+        assert!(text.starts_with("{\"version\":\"1\""), "{text}");
+    }
+
+    #[test]
+    fn corrupt_files_are_moved_aside_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        store.save(&cursor("arn:good", 5)).unwrap();
+        let bad = store.cursor_path("arn:bad");
+        fs::write(
+            &bad,
+            b"{\"version\":\"1\",\"arn\":\"arn:bad\",\"last_event_id\":",
+        )
+        .unwrap();
+        let future = dir.path().join("executions/ffff.json");
+        fs::write(&future, b"{\"version\":\"9\",\"arn\":\"x\"}").unwrap();
+        let (all, corrupt) = store.load_all();
+        assert_eq!(all, vec![cursor("arn:good", 5)]);
+        assert_eq!(corrupt.len(), 2);
+        for c in &corrupt {
+            assert!(!c.path.exists());
+            assert!(c.moved_to.as_ref().unwrap().exists());
+        }
+        // Moved aside: the next start does not see them again.
+        assert!(store.load_all().1.is_empty());
+    }
+
+    #[test]
+    fn tracking_changes_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        assert_eq!(store.load_tracking().0, TrackingChanges::default());
+        let t = TrackingChanges {
+            added: vec!["arn:x".into()],
+            removed: vec!["arn:y".into()],
+        };
+        store.save_tracking(&t).unwrap();
+        assert_eq!(store.load_tracking().0, t);
+        fs::write(dir.path().join("tracked.json"), b"nonsense").unwrap();
+        let (t2, corrupt) = store.load_tracking();
+        assert_eq!(t2, TrackingChanges::default());
+        assert!(corrupt.is_some());
+    }
+
+    #[test]
+    fn an_unwritable_directory_fails_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        fs::write(&file, b"x").unwrap();
+        assert!(CheckpointStore::open(&file).is_err());
+    }
+}

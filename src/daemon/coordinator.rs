@@ -1,0 +1,955 @@
+//! The one task that owns every tracked execution: it decides what to poll and when, folds what
+//! the polls bring (the pure core), hands spans to the exporter, and moves read positions when
+//! the collector acknowledged them. Polls, describes and discoveries run as tasks that only do
+//! I/O and report back; HTTP requests arrive as commands.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::api::{Api, ApiError, Description, ErrorKind, Listed};
+use super::checkpoint::{CheckpointStore, Cursor, TrackingChanges};
+use super::exporter::{Ack, ExportJob};
+use crate::arn::{ExecutionArn, FunctionParts};
+use crate::config::Config;
+use crate::history::Event;
+use crate::state::{Details, Execution, FnObserver, FoldOptions, Transition};
+use crate::time::Timestamp;
+use crate::trace::ids::TraceHeader;
+use crate::trace::{Resource, TraceBuilder, TraceOptions};
+
+/// Upper bound on pages read by one poll (1000 events each): a bound, not a limit anyone meets.
+const MAX_PAGES_PER_POLL: usize = 1000;
+/// Spans one event can complete, at most in practice (a step's last attempt and the step).
+const SPANS_PER_EVENT: usize = 2;
+/// How often finished executions are checked against `checkpoint.retention`.
+const RETENTION_SWEEP: Duration = Duration::from_secs(60);
+
+/// Where a tracked execution came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Config,
+    Api,
+    Discovered,
+    ChainedInvoke,
+    /// Known only from a checkpoint (tracked in an earlier run).
+    Checkpoint,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Config => "config",
+            Source::Api => "api",
+            Source::Discovered => "discovered",
+            Source::ChainedInvoke => "chained_invoke",
+            Source::Checkpoint => "checkpoint",
+        }
+    }
+}
+
+/// What the HTTP API sees of an execution.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecutionView {
+    pub durable_execution_arn: String,
+    pub status: String,
+    pub source: &'static str,
+    /// The last EventId the collector acknowledged.
+    pub last_event_id: u64,
+    /// The last EventId read and folded (ahead of `LastEventId` while spans are in flight).
+    pub read_event_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_since_last_read: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_poll_in_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Requests from the HTTP API.
+pub enum Command {
+    Add {
+        arn: ExecutionArn,
+        reply: oneshot::Sender<bool>,
+    },
+    Remove {
+        arn: String,
+        reply: oneshot::Sender<bool>,
+    },
+    List {
+        reply: oneshot::Sender<Vec<ExecutionView>>,
+    },
+    Get {
+        arn: String,
+        reply: oneshot::Sender<Option<ExecutionView>>,
+    },
+}
+
+/// Counters the coordinator keeps (metrics read them).
+#[derive(Debug, Default)]
+pub struct CoordinatorCounters {
+    pub events_processed: AtomicU64,
+    pub unknown_events: AtomicU64,
+    pub anomalies: AtomicU64,
+    pub marker_fallbacks: AtomicU64,
+    pub checkpoint_writes: AtomicU64,
+    pub checkpoint_failures: AtomicU64,
+    pub buffered_spans: AtomicU64,
+    pub polls_paused_for_buffer: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// GetDurableExecution has not answered yet.
+    Describe,
+    Live,
+    /// Ended, and every span acknowledged: nothing more to read.
+    Finished,
+}
+
+struct Tracked {
+    arn: Arc<str>,
+    source: Source,
+    phase: Phase,
+    /// The fold and the span builder; dropped once finished.
+    fold: Option<(Execution, TraceBuilder)>,
+    resource: Arc<Resource>,
+    /// Persisted position: acknowledged by the collector.
+    cursor: Cursor,
+    /// Events folded so far (>= cursor.last_event_id once the replay after a start is done).
+    read_through: u64,
+    /// The marker to read from next: the page that held `read_through`.
+    read_marker: Option<String>,
+    in_flight: bool,
+    due: Option<Instant>,
+    idle_interval: Duration,
+    last_read: Option<Instant>,
+    last_error: Option<String>,
+    /// Spans handed to the exporter and not acknowledged yet.
+    unacked_jobs: usize,
+    /// Buffer room set aside for the poll in flight.
+    reserved: usize,
+}
+
+enum JobResult {
+    Described(Arc<str>, Result<Description, ApiError>),
+    Polled(Arc<str>, PollOutcome),
+    Discovered(Vec<Listed>, Vec<ApiError>),
+}
+
+struct PollOutcome {
+    /// New events in EventId order, each with the index of its page in `markers`.
+    events: Vec<(Event, usize)>,
+    /// The marker each page was read with (None: the first page).
+    markers: Vec<Option<String>>,
+    marker_fallback: bool,
+    /// The page budget ran out before the last page.
+    truncated: bool,
+    skipped: Vec<String>,
+    error: Option<ApiError>,
+}
+
+pub struct Coordinator {
+    config: Arc<Config>,
+    api: Api,
+    store: CheckpointStore,
+    tracked: HashMap<Arc<str>, Tracked>,
+    schedule: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    seq: u64,
+    changes: TrackingChanges,
+    jobs: JoinSet<JobResult>,
+    in_flight: usize,
+    export_tx: Option<mpsc::UnboundedSender<ExportJob>>,
+    buffered_spans: usize,
+    /// Buffer room set aside for polls in flight.
+    reserved_spans: usize,
+    counters: Arc<CoordinatorCounters>,
+    next_discovery: Instant,
+    discovery_in_flight: bool,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Coordinator {
+    /// Loads checkpoints and tracking changes and builds the tracked set.
+    pub fn new(
+        config: Arc<Config>,
+        api: Api,
+        store: CheckpointStore,
+        export_tx: mpsc::UnboundedSender<ExportJob>,
+        counters: Arc<CoordinatorCounters>,
+    ) -> Self {
+        let (changes, corrupt) = store.load_tracking();
+        if let Some(c) = corrupt {
+            tracing::error!(path = %c.path.display(), moved_to = ?c.moved_to, reason = %c.reason, "unreadable tracking file moved aside");
+        }
+        let mut me = Coordinator {
+            config: config.clone(),
+            api,
+            store,
+            tracked: HashMap::new(),
+            schedule: BinaryHeap::new(),
+            seq: 0,
+            changes,
+            jobs: JoinSet::new(),
+            in_flight: 0,
+            export_tx: Some(export_tx),
+            buffered_spans: 0,
+            reserved_spans: 0,
+            counters,
+            next_discovery: Instant::now(),
+            discovery_in_flight: false,
+        };
+        let (cursors, corrupt) = me.store.load_all();
+        for c in corrupt {
+            tracing::error!(path = %c.path.display(), moved_to = ?c.moved_to, reason = %c.reason, "unreadable checkpoint moved aside; that execution is read again from the start if still tracked");
+            me.counters
+                .checkpoint_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let retention = config.checkpoint.retention;
+        for cursor in cursors {
+            if me.changes.removed.contains(&cursor.arn) {
+                let _ = me.store.remove(&cursor.arn);
+                continue;
+            }
+            if let Some(at) = cursor.finished_at_ms {
+                if now_ms() - at > retention.as_millis() as i64 {
+                    let _ = me.store.remove(&cursor.arn);
+                    continue;
+                }
+            }
+            me.insert(cursor, Source::Checkpoint);
+        }
+        let from_config: Vec<String> = config
+            .track
+            .executions
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect();
+        for arn in from_config {
+            if !me.changes.removed.contains(&arn) {
+                me.track(&arn, Source::Config);
+            }
+        }
+        for arn in me.changes.added.clone() {
+            me.track(&arn, Source::Api);
+        }
+        me
+    }
+
+    /// Starts tracking an ARN not known yet; true when it was new.
+    fn track(&mut self, arn: &str, source: Source) -> bool {
+        if let Some(t) = self.tracked.get_mut(arn) {
+            if t.source == Source::Checkpoint {
+                t.source = source;
+            }
+            return false;
+        }
+        self.insert(
+            Cursor {
+                arn: arn.to_owned(),
+                ..Cursor::default()
+            },
+            source,
+        );
+        true
+    }
+
+    fn insert(&mut self, cursor: Cursor, source: Source) {
+        let arn: Arc<str> = Arc::from(cursor.arn.as_str());
+        let finished = cursor.finished_at_ms.is_some();
+        let phase = if finished {
+            Phase::Finished
+        } else if cursor.execution_start_ms.is_some() {
+            Phase::Live
+        } else {
+            Phase::Describe
+        };
+        let resource = Arc::new(self.resource_for(&cursor));
+        let t = Tracked {
+            arn: arn.clone(),
+            source,
+            phase,
+            fold: None,
+            resource,
+            read_through: 0,
+            read_marker: None,
+            cursor,
+            in_flight: false,
+            due: None,
+            idle_interval: self.config.poll.interval,
+            last_read: None,
+            last_error: None,
+            unacked_jobs: 0,
+            reserved: 0,
+        };
+        self.tracked.insert(arn.clone(), t);
+        if !finished {
+            self.schedule_at(&arn, Instant::now());
+        }
+    }
+
+    /// The execution's resource: its ARN's function, else (emulator ARNs) the function ARN
+    /// GetDurableExecution gave.
+    fn resource_for(&self, cursor: &Cursor) -> Resource {
+        let service = self.config.trace.service_name.as_deref();
+        let from_arn = FunctionParts::from_execution_arn(&cursor.arn);
+        let function = from_arn.or_else(|| {
+            cursor
+                .function_arn
+                .as_deref()
+                .and_then(FunctionParts::from_execution_arn)
+        });
+        Resource::for_function(function.as_ref(), service)
+    }
+
+    fn trace_options(&self, header: Option<&str>) -> TraceOptions {
+        TraceOptions {
+            id_scheme: self.config.trace.id_scheme,
+            trace_header: header.and_then(|h| TraceHeader::parse(h).ok()),
+            include_payloads: self.config.trace.include_payloads,
+            max_attribute_length: self.config.trace.max_attribute_length,
+        }
+    }
+
+    fn schedule_at(&mut self, arn: &Arc<str>, at: Instant) {
+        if let Some(t) = self.tracked.get_mut(arn) {
+            t.due = Some(at);
+            self.seq += 1;
+            self.schedule.push(Reverse((at, self.seq, arn.clone())));
+        }
+    }
+
+    pub fn counters(&self) -> &CoordinatorCounters {
+        &self.counters
+    }
+
+    /// Runs until `shutdown` turns true, then stops polling, flushes and persists.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut acks: mpsc::UnboundedReceiver<Ack>,
+        mut shutdown: watch::Receiver<bool>,
+        exporter: tokio::task::JoinHandle<()>,
+        grace: Duration,
+    ) {
+        let mut sweep = tokio::time::interval(RETENTION_SWEEP);
+        loop {
+            self.dispatch();
+            let next_due = self.next_due();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                Some(ack) = acks.recv() => self.on_ack(ack),
+                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    match done {
+                        Ok(r) => self.on_job(r),
+                        Err(e) => tracing::error!(error = %e, "a poll task failed"),
+                    }
+                }
+                Some(cmd) = commands.recv() => self.on_command(cmd),
+                _ = sweep.tick() => self.sweep_retention(),
+                _ = sleep_until_opt(next_due) => {}
+            }
+        }
+        tracing::info!("shutting down: no new polls; flushing spans and checkpoints");
+        let deadline = Instant::now() + grace;
+        // Let running polls finish so what they read is exported.
+        while !self.jobs.is_empty() {
+            match tokio::time::timeout_at(deadline, self.jobs.join_next()).await {
+                Ok(Some(Ok(r))) => self.on_job(r),
+                Ok(Some(Err(_))) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.jobs.abort_all();
+        // Closing the channel makes the exporter flush and end.
+        self.export_tx = None;
+        while let Ok(Some(ack)) = tokio::time::timeout_at(deadline, acks.recv()).await {
+            self.on_ack(ack);
+        }
+        if tokio::time::timeout_at(deadline, exporter).await.is_err() {
+            tracing::warn!(
+                "the exporter did not finish in time; unacknowledged spans will be sent again after the restart"
+            );
+        }
+        let pending: usize = self.tracked.values().map(|t| t.unacked_jobs).sum();
+        tracing::info!(
+            tracked = self.tracked.len(),
+            unacknowledged_jobs = pending,
+            "stopped"
+        );
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        let mut due = self.schedule.peek().map(|Reverse((at, _, _))| *at);
+        if !self.config.track.functions.is_empty() && !self.discovery_in_flight {
+            due = Some(due.map_or(self.next_discovery, |d| d.min(self.next_discovery)));
+        }
+        due
+    }
+
+    /// Starts due polls while there is room: concurrency and the span buffer.
+    fn dispatch(&mut self) {
+        let now = Instant::now();
+        if !self.config.track.functions.is_empty()
+            && !self.discovery_in_flight
+            && self.next_discovery <= now
+        {
+            self.start_discovery();
+        }
+        let cap = self.config.otlp.max_buffered_spans;
+        while self.in_flight < self.config.aws.max_concurrency {
+            let Some(Reverse((at, _, arn))) = self.schedule.peek().cloned() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            // Room in the span buffer, counting what polls in flight may still bring.
+            let used = self.buffered_spans + self.reserved_spans;
+            if used >= cap {
+                self.counters
+                    .polls_paused_for_buffer
+                    .fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            let per_page = self.config.poll.page_size as usize * SPANS_PER_EVENT;
+            let max_pages = ((cap - used) / per_page).clamp(1, MAX_PAGES_PER_POLL);
+            self.schedule.pop();
+            let Some(t) = self.tracked.get_mut(&arn) else {
+                continue;
+            };
+            if t.due != Some(at) || t.in_flight || t.phase == Phase::Finished {
+                continue; // stale entry
+            }
+            t.due = None;
+            t.in_flight = true;
+            self.in_flight += 1;
+            let api = self.api.clone();
+            match t.phase {
+                Phase::Describe => {
+                    self.jobs.spawn(async move {
+                        let r = api.describe(&arn).await;
+                        JobResult::Described(arn, r)
+                    });
+                }
+                Phase::Live => {
+                    let marker = t.read_marker.clone();
+                    let after = t.read_through;
+                    let page_size = self.config.poll.page_size;
+                    let data = self.config.poll.include_execution_data;
+                    let reserve = max_pages * per_page;
+                    t.reserved = reserve;
+                    self.reserved_spans += reserve;
+                    self.jobs.spawn(async move {
+                        let o = poll(&api, &arn, marker, after, page_size, data, max_pages).await;
+                        JobResult::Polled(arn, o)
+                    });
+                }
+                Phase::Finished => unreachable!("filtered above"),
+            }
+        }
+    }
+
+    fn start_discovery(&mut self) {
+        self.discovery_in_flight = true;
+        let api = self.api.clone();
+        let functions = self.config.track.functions.clone();
+        self.jobs.spawn(async move {
+            let mut found = Vec::new();
+            let mut errors = Vec::new();
+            for f in functions {
+                let after = Timestamp::from_millis(now_ms() - f.lookback.as_millis() as i64);
+                let mut marker: Option<String> = None;
+                loop {
+                    match api
+                        .list_by_function(
+                            &f.name,
+                            f.qualifier.as_deref(),
+                            &f.statuses,
+                            Some(after),
+                            marker.as_deref(),
+                        )
+                        .await
+                    {
+                        Ok((items, next)) => {
+                            found.extend(items.into_iter().filter(|l| l.start >= after));
+                            match next {
+                                Some(n) if Some(&n) != marker.as_ref() => marker = Some(n),
+                                _ => break,
+                            }
+                        }
+                        Err(e) => {
+                            errors.push(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            JobResult::Discovered(found, errors)
+        });
+        self.in_flight += 1;
+    }
+
+    fn on_job(&mut self, r: JobResult) {
+        match r {
+            JobResult::Described(arn, r) => self.on_described(arn, r),
+            JobResult::Polled(arn, o) => self.on_polled(arn, o),
+            JobResult::Discovered(found, errors) => {
+                self.discovery_in_flight = false;
+                self.next_discovery = Instant::now() + self.config.track.discovery_interval;
+                for e in errors {
+                    tracing::warn!(error = %e, "discovery failed; trying again at the next interval");
+                }
+                let mut added = 0;
+                for l in found {
+                    if self.track(&l.arn, Source::Discovered) {
+                        added += 1;
+                    }
+                }
+                if added > 0 {
+                    tracing::info!(added, "discovered executions");
+                }
+            }
+        }
+    }
+
+    fn on_described(&mut self, arn: Arc<str>, r: Result<Description, ApiError>) {
+        let Some(t) = self.tracked.get_mut(&arn) else {
+            return;
+        };
+        t.in_flight = false;
+        match r {
+            Ok(d) => {
+                t.last_error = None;
+                t.cursor.execution_start_ms = Some(d.start.millis());
+                t.cursor.trace_header = d.trace_header;
+                t.cursor.function_arn = d.function_arn;
+                t.phase = Phase::Live;
+                let cursor = t.cursor.clone();
+                self.tracked.get_mut(&arn).expect("present").resource =
+                    Arc::new(self.resource_for(&cursor));
+                self.persist(&cursor);
+                self.schedule_at(&arn, Instant::now());
+            }
+            Err(e) => self.on_api_error(&arn, e),
+        }
+    }
+
+    fn on_api_error(&mut self, arn: &Arc<str>, e: ApiError) {
+        if e.kind == ErrorKind::NotFound {
+            tracing::warn!(arn = %arn, error = %e, "execution not found: no longer tracked");
+            self.untrack(arn);
+            return;
+        }
+        tracing::warn!(arn = %arn, error = %e, "read failed; trying again later");
+        let retry = self
+            .config
+            .poll
+            .interval
+            .max(e.retry_after.unwrap_or_default());
+        if let Some(t) = self.tracked.get_mut(arn) {
+            t.last_error = Some(e.to_string());
+        }
+        self.schedule_at(arn, Instant::now() + retry);
+    }
+
+    fn untrack(&mut self, arn: &str) -> bool {
+        let existed = self.tracked.remove(arn).is_some();
+        if let Err(e) = self.store.remove(arn) {
+            tracing::error!(arn, error = %e, "could not remove the checkpoint");
+        }
+        existed
+    }
+
+    fn on_polled(&mut self, arn: Arc<str>, o: PollOutcome) {
+        let Some(t) = self.tracked.get_mut(&arn) else {
+            return;
+        };
+        t.in_flight = false;
+        t.last_read = Some(Instant::now());
+        self.reserved_spans = self
+            .reserved_spans
+            .saturating_sub(std::mem::take(&mut t.reserved));
+        if o.marker_fallback {
+            self.counters
+                .marker_fallbacks
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(arn = %arn, "marker rejected or expired: read again from the start");
+        }
+        for s in &o.skipped {
+            tracing::warn!(arn = %arn, error = %s, "event skipped");
+        }
+        let new_events = !o.events.is_empty();
+        if new_events {
+            self.apply(&arn, o.events, &o.markers);
+        }
+        let Some(t) = self.tracked.get(&arn) else {
+            return;
+        };
+        if let Some(e) = o.error {
+            self.on_api_error(&arn, e);
+            return;
+        }
+        if t.fold.as_ref().is_some_and(|(f, _)| f.is_finished()) {
+            // No more reading: the end is persisted when its spans are acknowledged.
+            return;
+        }
+        // Cut short by the buffer's room: go on as soon as there is room again.
+        let next = if o.truncated && new_events {
+            Instant::now()
+        } else {
+            self.next_poll(&arn, new_events)
+        };
+        self.schedule_at(&arn, next);
+    }
+
+    /// When to read again: at the interval while the execution runs; backing off while nothing
+    /// happens; at a wait's end or a retry's due time when that is all it waits for (never
+    /// later than `poll.max_interval`, since a callback can come at any moment).
+    fn next_poll(&mut self, arn: &Arc<str>, new_events: bool) -> Instant {
+        let interval = self.config.poll.interval;
+        let max = self.config.poll.max_interval;
+        let now = Instant::now();
+        let Some(t) = self.tracked.get_mut(arn) else {
+            return now + interval;
+        };
+        let Some((fold, _)) = &t.fold else {
+            return now + interval;
+        };
+        if new_events {
+            t.idle_interval = interval;
+        } else {
+            t.idle_interval = (t.idle_interval * 2).min(max);
+        }
+        if !fold.is_suspended() {
+            return now + interval;
+        }
+        let mut wait = t.idle_interval;
+        if let Some(at) = fold.next_change() {
+            let until = Duration::from_millis((at.millis() - now_ms()).max(0) as u64);
+            if fold.waits_only_for_known_times() {
+                wait = until.max(Duration::from_millis(100));
+            } else {
+                wait = wait.min(until.max(interval));
+            }
+        }
+        now + wait.min(max)
+    }
+
+    /// Folds new events. Spans go to the exporter in jobs of at most `otlp.max_batch_size`
+    /// (cut between events), each with the position it reaches and that page's marker.
+    fn apply(&mut self, arn: &Arc<str>, events: Vec<(Event, usize)>, markers: &[Option<String>]) {
+        let follow = self.config.track.follow_chained_invokes;
+        let max_batch = self.config.otlp.max_batch_size.max(1);
+        let options = {
+            let t = &self.tracked[arn];
+            self.trace_options(t.cursor.trace_header.as_deref())
+        };
+        let t = self.tracked.get_mut(arn).expect("tracked");
+        let (fold, tracer) = t.fold.get_or_insert_with(|| {
+            let mut tracer = TraceBuilder::new(arn.clone(), options);
+            if let Some(ms) = t.cursor.execution_start_ms {
+                tracer.set_execution_start(Timestamp::from_millis(ms));
+            }
+            (Execution::new(arn.clone(), FoldOptions::default()), tracer)
+        });
+        let acked = t.cursor.last_event_id;
+        let mut children: Vec<String> = Vec::new();
+        let mut jobs: Vec<ExportJob> = Vec::new();
+        let counters = self.counters.clone();
+        let count = events.len();
+        for (i, (e, page)) in events.into_iter().enumerate() {
+            if e.id <= t.read_through {
+                continue;
+            }
+            t.read_through = e.id;
+            t.read_marker = markers.get(page).cloned().flatten();
+            if e.id <= acked {
+                // Replaying what was exported before a restart: rebuild open operations only.
+                fold.apply(&e, &mut FnObserver(|_: Transition<'_>| {}));
+                continue;
+            }
+            counters.events_processed.fetch_add(1, Ordering::Relaxed);
+            let mut side = FnObserver(|tr: Transition<'_>| match tr {
+                Transition::Anomaly(a) => {
+                    if a.kind == crate::state::AnomalyKind::UnknownEventType {
+                        counters.unknown_events.fetch_add(1, Ordering::Relaxed);
+                    }
+                    counters.anomalies.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(arn = %arn, event_id = a.event_id, kind = a.kind.as_str(), "{}", a.message);
+                }
+                Transition::OperationStarted(op) if follow => {
+                    if let Details::ChainedInvoke {
+                        durable_execution_arn: Some(child),
+                        ..
+                    } = &op.details
+                    {
+                        children.push(child.clone());
+                    }
+                }
+                _ => {}
+            });
+            let mut both = (&mut *tracer, &mut side);
+            fold.apply(&e, &mut both);
+            if tracer.spans().len() >= max_batch || i + 1 == count {
+                jobs.push(ExportJob {
+                    arn: arn.clone(),
+                    resource: t.resource.clone(),
+                    spans: tracer.take_spans(),
+                    through_event_id: t.read_through,
+                    marker: t.read_marker.clone(),
+                });
+            }
+        }
+        // Events all skipped or replayed past the acknowledged position still move it.
+        if jobs.is_empty() && t.read_through > acked {
+            jobs.push(ExportJob {
+                arn: arn.clone(),
+                resource: t.resource.clone(),
+                spans: tracer.take_spans(),
+                through_event_id: t.read_through,
+                marker: t.read_marker.clone(),
+            });
+        }
+        t.unacked_jobs += jobs.len();
+        for job in jobs {
+            self.buffered_spans += job.spans.len();
+            if let Some(tx) = &self.export_tx {
+                let _ = tx.send(job);
+            }
+        }
+        self.counters
+            .buffered_spans
+            .store(self.buffered_spans as u64, Ordering::Relaxed);
+        for child in children {
+            if let Ok(a) = ExecutionArn::parse(&child) {
+                if self.track(a.as_str(), Source::ChainedInvoke) {
+                    tracing::info!(parent = %arn, child = %child, "following a chained invoke");
+                }
+            }
+        }
+    }
+
+    fn on_ack(&mut self, ack: Ack) {
+        self.buffered_spans = self.buffered_spans.saturating_sub(ack.spans);
+        self.counters
+            .buffered_spans
+            .store(self.buffered_spans as u64, Ordering::Relaxed);
+        let Some(t) = self.tracked.get_mut(&ack.arn) else {
+            return;
+        };
+        t.unacked_jobs = t.unacked_jobs.saturating_sub(1);
+        if ack.through_event_id <= t.cursor.last_event_id {
+            return;
+        }
+        t.cursor.last_event_id = ack.through_event_id;
+        t.cursor.marker = ack.marker;
+        let finished = t.unacked_jobs == 0
+            && t.read_through == t.cursor.last_event_id
+            && t.fold.as_ref().is_some_and(|(f, _)| f.is_finished());
+        if finished {
+            let (fold, _) = t.fold.take().expect("checked");
+            t.cursor.finished_status = Some(fold.info().status.as_str().to_owned());
+            t.cursor.finished_at_ms = Some(now_ms());
+            t.phase = Phase::Finished;
+            t.due = None;
+            tracing::info!(arn = %ack.arn, status = fold.info().status.as_str(), "execution ended; stopped polling it");
+        }
+        let cursor = t.cursor.clone();
+        self.persist(&cursor);
+    }
+
+    fn persist(&mut self, cursor: &Cursor) {
+        match self.store.save(cursor) {
+            Ok(()) => {
+                self.counters
+                    .checkpoint_writes
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters
+                    .checkpoint_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(arn = %cursor.arn, error = %e, "checkpoint write failed; the position is kept in memory and written again at the next acknowledgement");
+            }
+        }
+    }
+
+    fn save_changes(&mut self) {
+        if let Err(e) = self.store.save_tracking(&self.changes) {
+            tracing::error!(error = %e, "could not persist tracking changes");
+        }
+    }
+
+    fn sweep_retention(&mut self) {
+        let retention = self.config.checkpoint.retention.as_millis() as i64;
+        let expired: Vec<Arc<str>> = self
+            .tracked
+            .values()
+            .filter(|t| {
+                t.cursor
+                    .finished_at_ms
+                    .is_some_and(|at| now_ms() - at > retention)
+            })
+            .map(|t| t.arn.clone())
+            .collect();
+        for arn in expired {
+            tracing::info!(arn = %arn, "retention over: forgetting the finished execution");
+            self.untrack(&arn);
+        }
+    }
+
+    fn view(&self, t: &Tracked) -> ExecutionView {
+        let now = Instant::now();
+        let status = match (&t.phase, &t.fold) {
+            (Phase::Finished, _) => t
+                .cursor
+                .finished_status
+                .clone()
+                .unwrap_or_else(|| "FINISHED".into()),
+            (_, Some((f, _))) => f.info().status.as_str().to_owned(),
+            (Phase::Describe, None) => "PENDING".to_owned(),
+            (Phase::Live, None) => "RUNNING".to_owned(),
+        };
+        ExecutionView {
+            durable_execution_arn: t.arn.to_string(),
+            status,
+            source: t.source.as_str(),
+            last_event_id: t.cursor.last_event_id,
+            read_event_id: t.read_through.max(t.cursor.last_event_id),
+            seconds_since_last_read: t.last_read.map(|r| (now - r).as_secs_f64()),
+            next_poll_in_seconds: t
+                .due
+                .map(|d| d.saturating_duration_since(now).as_secs_f64()),
+            last_error: t.last_error.clone(),
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Add { arn, reply } => {
+                let s = arn.as_str().to_owned();
+                self.changes.removed.retain(|r| *r != s);
+                if !self.changes.added.contains(&s) {
+                    self.changes.added.push(s.clone());
+                }
+                self.save_changes();
+                let added = self.track(&s, Source::Api);
+                let _ = reply.send(added);
+            }
+            Command::Remove { arn, reply } => {
+                self.changes.added.retain(|a| *a != arn);
+                if !self.changes.removed.contains(&arn) {
+                    self.changes.removed.push(arn.clone());
+                }
+                self.save_changes();
+                let _ = reply.send(self.untrack(&arn));
+            }
+            Command::List { reply } => {
+                let mut v: Vec<ExecutionView> =
+                    self.tracked.values().map(|t| self.view(t)).collect();
+                v.sort_by(|a, b| a.durable_execution_arn.cmp(&b.durable_execution_arn));
+                let _ = reply.send(v);
+            }
+            Command::Get { arn, reply } => {
+                let _ = reply.send(self.tracked.get(arn.as_str()).map(|t| self.view(t)));
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads every page from `marker` on and returns the events after `after`. A rejected or
+/// expired marker falls back to a read from the start (skipping by EventId); an empty page ends
+/// the read even when it carries a NextMarker.
+async fn poll(
+    api: &Api,
+    arn: &str,
+    start_marker: Option<String>,
+    after: u64,
+    page_size: u32,
+    include_data: bool,
+    max_pages: usize,
+) -> PollOutcome {
+    let mut out = PollOutcome {
+        events: Vec::new(),
+        markers: Vec::new(),
+        marker_fallback: false,
+        truncated: false,
+        skipped: Vec::new(),
+        error: None,
+    };
+    let mut marker = start_marker;
+    let mut newest = after;
+    // Pages that brought new events: the re-read of the cursor's own page does not count.
+    let mut pages = 0;
+    loop {
+        if pages == max_pages {
+            out.truncated = true;
+            break;
+        }
+        let page = match api
+            .history_page(arn, marker.as_deref(), page_size, include_data)
+            .await
+        {
+            Ok(p) => p,
+            // Once per poll: a fresh marker refused as well is an error, not a loop.
+            Err(e)
+                if e.kind == ErrorKind::InvalidParameter
+                    && marker.is_some()
+                    && !out.marker_fallback =>
+            {
+                out.marker_fallback = true;
+                marker = None;
+                continue;
+            }
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        };
+        out.skipped.extend(page.skipped);
+        let empty = page.events.is_empty();
+        let page_index = out.markers.len();
+        let mut events = page.events;
+        events.sort_by_key(|e| e.id);
+        let before = out.events.len();
+        for e in events {
+            // Already read (the page re-read from its marker, or an overlap): skipped by id.
+            if e.id > newest {
+                newest = e.id;
+                out.events.push((e, page_index));
+            }
+        }
+        if out.events.len() > before {
+            pages += 1;
+        }
+        out.markers.push(marker.clone());
+        match page.next_marker {
+            Some(next) if !empty && Some(&next) != marker.as_ref() => marker = Some(next),
+            _ => break,
+        }
+    }
+    out
+}

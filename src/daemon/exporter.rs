@@ -1,0 +1,180 @@
+//! The export stage: spans from every execution go out in batches through opentelemetry-otlp's
+//! `SpanExporter` (one per distinct resource), in the order they were produced. A job is
+//! acknowledged only after the collector accepted every span of it and of every job before it;
+//! only then may the execution's cursor move. A collector that is down is retried with
+//! back-off, forever: nothing is dropped (the coordinator stops polling while the buffer is
+//! full).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::export::{Exporter, OtlpTarget};
+use crate::trace::{Resource, Span};
+
+/// Spans of one execution produced by applying its events through `through_event_id`.
+#[derive(Debug)]
+pub struct ExportJob {
+    pub arn: Arc<str>,
+    pub resource: Arc<Resource>,
+    pub spans: Vec<Span>,
+    pub through_event_id: u64,
+    /// The marker of the page that held `through_event_id`.
+    pub marker: Option<String>,
+}
+
+/// The collector accepted every span up to and including this job.
+#[derive(Debug)]
+pub struct Ack {
+    pub arn: Arc<str>,
+    pub through_event_id: u64,
+    pub marker: Option<String>,
+    pub spans: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct ExportCounters {
+    pub spans_exported: AtomicU64,
+    pub export_failures: AtomicU64,
+    pub batches: AtomicU64,
+    /// Unix milliseconds of the last successful export (0: none yet).
+    pub last_success_ms: AtomicU64,
+}
+
+/// Where spans go.
+pub enum Sink {
+    Otlp(OtlpTarget),
+    /// OTLP disabled: spans are acknowledged without being sent.
+    Discard,
+}
+
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Runs until the job channel closes (then flushes what is queued) or, once `shutdown` is set,
+/// until the collector refuses a batch (unsent jobs stay unacknowledged: their events are read
+/// again after the restart).
+pub async fn run(
+    mut jobs: mpsc::UnboundedReceiver<ExportJob>,
+    acks: mpsc::UnboundedSender<Ack>,
+    sink: Sink,
+    max_batch_size: usize,
+    counters: Arc<ExportCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut exporters: HashMap<String, Exporter> = HashMap::new();
+    let max_batch_size = max_batch_size.max(1);
+    let mut held: Option<ExportJob> = None;
+    loop {
+        let first = match held.take() {
+            Some(j) => j,
+            None => match jobs.recv().await {
+                Some(j) => j,
+                None => break,
+            },
+        };
+        // Whole jobs up to the batch size: a crash repeats at most this one batch.
+        let mut count = first.spans.len();
+        let mut batch = vec![first];
+        while count < max_batch_size {
+            match jobs.try_recv() {
+                Ok(j) if count + j.spans.len() <= max_batch_size => {
+                    count += j.spans.len();
+                    batch.push(j);
+                }
+                Ok(j) => {
+                    held = Some(j);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let counts: Vec<usize> = batch.iter().map(|j| j.spans.len()).collect();
+        if let Sink::Otlp(target) = &sink {
+            // Group by resource, keeping production order within each resource.
+            let mut groups: Vec<(String, Arc<Resource>, Vec<Span>)> = Vec::new();
+            for j in &mut batch {
+                if j.spans.is_empty() {
+                    continue;
+                }
+                let key = j.resource.key();
+                let spans = std::mem::take(&mut j.spans);
+                match groups.iter_mut().find(|(k, _, _)| *k == key) {
+                    Some((_, _, g)) => g.extend(spans),
+                    None => groups.push((key, j.resource.clone(), spans)),
+                }
+            }
+            for (key, resource, spans) in groups {
+                if !exporters.contains_key(&key) {
+                    match Exporter::new(target, &resource) {
+                        Ok(e) => {
+                            exporters.insert(key.clone(), e);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot build the OTLP exporter");
+                            return;
+                        }
+                    }
+                }
+                let exporter = &exporters[&key];
+                for chunk in spans.chunks(max_batch_size) {
+                    if !send_with_retry(exporter, chunk, &counters, &mut shutdown).await {
+                        tracing::warn!(
+                            pending_jobs = counts.len(),
+                            "shutting down with spans the collector has not accepted; they will be read and sent again after the restart"
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+        for (j, spans) in batch.into_iter().zip(counts) {
+            let _ = acks.send(Ack {
+                spans,
+                arn: j.arn,
+                through_event_id: j.through_event_id,
+                marker: j.marker,
+            });
+        }
+    }
+}
+
+/// Sends until accepted; false when shutdown came while the collector kept refusing.
+async fn send_with_retry(
+    exporter: &Exporter,
+    spans: &[Span],
+    counters: &ExportCounters,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut wait = RETRY_MIN;
+    loop {
+        match exporter.export(spans).await {
+            Ok(()) => {
+                counters
+                    .spans_exported
+                    .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                counters.batches.fetch_add(1, Ordering::Relaxed);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                counters.last_success_ms.store(now, Ordering::Relaxed);
+                return true;
+            }
+            Err(e) => {
+                counters.export_failures.fetch_add(1, Ordering::Relaxed);
+                if *shutdown.borrow() {
+                    return false;
+                }
+                tracing::warn!(error = %e, retry_in = ?wait, spans = spans.len(), "export failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}

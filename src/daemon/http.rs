@@ -1,0 +1,227 @@
+//! The run-time API on `http.listen`:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /v1/executions` `{"DurableExecutionArn": "..."}` | 201 (tracked now) or 200 (already tracked) |
+//! | `DELETE /v1/executions/{arn}` | 204, or 404 when not tracked |
+//! | `GET /v1/executions` | `{"Executions": [...], "BufferedSpans": n}`: status, last EventId, time since last read |
+//! | `GET /v1/executions/{arn}` | one of them |
+//! | `GET /v1/executions/{arn}/state?MaxItems=&Marker=` | GetDurableExecutionState-shaped operations, paged |
+//! | `GET /healthz` | 200 while the process runs |
+//!
+//! ARNs in paths are one percent-encoded segment (`/` as `%2F`), as in the Lambda API. Errors
+//! are JSON: `{"error": "..."}` with 400 for bad requests.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::api::Api;
+use super::coordinator::{Command, CoordinatorCounters};
+use crate::arn::ExecutionArn;
+use crate::state::json::state_response;
+use crate::state::{Execution, FnObserver, FoldOptions, Transition};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub commands: mpsc::Sender<Command>,
+    pub counters: Arc<CoordinatorCounters>,
+    pub api: Api,
+    pub page_size: u32,
+    pub include_execution_data: bool,
+    pub include_payloads: bool,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/executions", get(list_executions).post(add_execution))
+        .route(
+            "/v1/executions/{arn}",
+            get(get_execution).delete(remove_execution),
+        )
+        .route("/v1/executions/{arn}/state", get(execution_state))
+        .with_state(Arc::new(state))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn ask<T>(
+    state: &AppState,
+    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, Response> {
+    let (tx, rx) = oneshot::channel();
+    state
+        .commands
+        .send(make(tx))
+        .await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+    rx.await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct AddRequest {
+    durable_execution_arn: String,
+}
+
+async fn add_execution(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let req: AddRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"DurableExecutionArn\": \"...\"}}: {e}"),
+            );
+        }
+    };
+    let arn = match ExecutionArn::parse(&req.durable_execution_arn) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("DurableExecutionArn: {e}")),
+    };
+    let arn_text = arn.as_str().to_owned();
+    match ask(&state, |reply| Command::Add { arn, reply }).await {
+        Ok(new) => (
+            if new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            Json(serde_json::json!({ "DurableExecutionArn": arn_text, "Tracked": true })),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn remove_execution(State(state): State<Arc<AppState>>, Path(arn): Path<String>) -> Response {
+    match ask(&state, |reply| Command::Remove {
+        arn: arn.clone(),
+        reply,
+    })
+    .await
+    {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("not tracked: {arn}")),
+        Err(r) => r,
+    }
+}
+
+async fn list_executions(State(state): State<Arc<AppState>>) -> Response {
+    match ask(&state, |reply| Command::List { reply }).await {
+        Ok(v) => Json(serde_json::json!({
+            "Executions": v,
+            "BufferedSpans": state.counters.buffered_spans.load(std::sync::atomic::Ordering::Relaxed),
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn get_execution(State(state): State<Arc<AppState>>, Path(arn): Path<String>) -> Response {
+    match ask(&state, |reply| Command::Get {
+        arn: arn.clone(),
+        reply,
+    })
+    .await
+    {
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("not tracked: {arn}")),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StateQuery {
+    max_items: Option<String>,
+    marker: Option<String>,
+}
+
+/// Reads the whole history (through the same request budget) and folds it, keeping finished
+/// operations: the daemon itself holds only open ones.
+async fn execution_state(
+    State(state): State<Arc<AppState>>,
+    Path(arn): Path<String>,
+    Query(q): Query<StateQuery>,
+) -> Response {
+    let max_items = match q.max_items.as_deref().map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "MaxItems: a whole number from 1 to 1000",
+            );
+        }
+    };
+    let start = match q.marker.as_deref().map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Marker: not a marker this API gave",
+            );
+        }
+    };
+    match ask(&state, |reply| Command::Get {
+        arn: arn.clone(),
+        reply,
+    })
+    .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("not tracked: {arn}")),
+        Err(r) => return r,
+    }
+    let mut fold = Execution::new(
+        arn.as_str(),
+        FoldOptions {
+            keep_finished: true,
+        },
+    );
+    let mut marker: Option<String> = None;
+    loop {
+        let page = match state
+            .api
+            .history_page(
+                &arn,
+                marker.as_deref(),
+                state.page_size,
+                state.include_execution_data,
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return error(StatusCode::BAD_GATEWAY, e.to_string()),
+        };
+        let empty = page.events.is_empty();
+        fold.apply_all(&page.events, &mut FnObserver(|_: Transition<'_>| {}));
+        match page.next_marker {
+            Some(n) if !empty && Some(&n) != marker.as_ref() => marker = Some(n),
+            _ => break,
+        }
+    }
+    let ops = fold.operations();
+    if start > ops.len() {
+        return error(StatusCode::BAD_REQUEST, "Marker: beyond the last operation");
+    }
+    let end = (start + max_items).min(ops.len());
+    let next = (end < ops.len()).then(|| end.to_string());
+    Json(state_response(
+        &ops[start..end],
+        state.include_payloads,
+        next,
+    ))
+    .into_response()
+}

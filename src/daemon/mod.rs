@@ -1,0 +1,134 @@
+//! The daemon (`durable-exporter run`): polls tracked executions incrementally, exports their
+//! spans over OTLP, and keeps read positions on disk so a restart neither loses nor repeats.
+//!
+//! ```text
+//!  HTTP API ──commands──▶ coordinator ──jobs──▶ poll tasks ──▶ aws-sdk-lambda (rate budget)
+//!                            │  ▲ results ◀──────────┘
+//!                 spans ─────▼  │ acks
+//!                          exporter ──▶ OTLP collector
+//!                            └── checkpoints move only on acks
+//! ```
+
+pub mod api;
+pub mod checkpoint;
+pub mod coordinator;
+pub mod exporter;
+pub mod http;
+pub mod limiter;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::export::OtlpTarget;
+
+/// How long shutdown may take to flush spans and checkpoints (ECS waits 30 s by default).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("checkpoint.dir: {0}")]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error("http.listen {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Shared counters, for logs, the HTTP API and metrics.
+#[derive(Default)]
+pub struct Counters {
+    pub api: Arc<api::ApiCounters>,
+    pub export: Arc<exporter::ExportCounters>,
+    pub coordinator: Arc<coordinator::CoordinatorCounters>,
+}
+
+/// Runs until `shutdown` completes, then drains within [`SHUTDOWN_GRACE`].
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    let store = checkpoint::CheckpointStore::open(&config.checkpoint.dir)?;
+    let counters = Counters::default();
+    let client = api::sdk_client(
+        config.aws.region.as_deref(),
+        config.aws.endpoint_url.as_deref(),
+        Duration::from_secs(30),
+    )
+    .await;
+    let limiter = Arc::new(limiter::RateLimiter::new(
+        config.aws.max_requests_per_second,
+    ));
+    let api = api::Api::new(client, limiter, counters.api.clone());
+
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let local = listener.local_addr().ok();
+
+    let (export_tx, export_rx) = mpsc::unbounded_channel();
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sink = if config.otlp.enabled {
+        exporter::Sink::Otlp(OtlpTarget {
+            endpoint: config.otlp.endpoint.clone(),
+            protocol: config.otlp.protocol,
+            timeout: config.otlp.timeout,
+            headers: config.otlp.headers.clone().into_iter().collect(),
+        })
+    } else {
+        exporter::Sink::Discard
+    };
+    let exporter = tokio::spawn(exporter::run(
+        export_rx,
+        ack_tx,
+        sink,
+        config.otlp.max_batch_size,
+        counters.export.clone(),
+        stop_rx.clone(),
+    ));
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let app = http::router(http::AppState {
+        commands: cmd_tx,
+        counters: counters.coordinator.clone(),
+        api: api.clone(),
+        page_size: config.poll.page_size,
+        include_execution_data: config.poll.include_execution_data,
+        include_payloads: config.trace.include_payloads,
+    });
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+
+    let coordinator = coordinator::Coordinator::new(
+        config.clone(),
+        api,
+        store,
+        export_tx,
+        counters.coordinator.clone(),
+    );
+    tracing::info!(
+        listen = ?local,
+        otlp = if config.otlp.enabled { config.otlp.endpoint.as_str() } else { "disabled" },
+        checkpoint_dir = %config.checkpoint.dir.display(),
+        "durable-exporter running"
+    );
+    let coordinator =
+        tokio::spawn(coordinator.run(cmd_rx, ack_rx, stop_rx, exporter, SHUTDOWN_GRACE));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let _ = coordinator.await;
+    let _ = server.await;
+    Ok(())
+}
