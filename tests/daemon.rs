@@ -176,7 +176,7 @@ impl Daemon {
         let log = s.dir.path().join(format!("daemon-{run}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(BIN)
-            .args(["run", "--config"])
+            .args(["--log-format", "json", "run", "--config"])
             .arg(&s.config)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -400,14 +400,29 @@ async fn progressing_executions_are_exported_exactly() {
     assert_eq!(repeats, 0, "no span twice in a clean run");
     assert_exact(&expected(&execs), &got);
 
-    // Steady state: API calls against pages of new events.
-    let history_calls = fake.count(GET_HISTORY);
-    let events: usize = execs.iter().map(|(_, e)| e.len()).sum();
-    eprintln!(
-        "steady run: {history_calls} GetDurableExecutionHistory calls for {events} events (page size 25)"
-    );
     let status = d.terminate(Duration::from_secs(25)).await;
     assert!(status.success(), "exit status {status:?}");
+    // The daemon's own account of its reads, against the fake's count of requests.
+    let logs = std::fs::read_to_string(s.dir.path().join("daemon-1.log")).unwrap();
+    let stopped: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "stopped")
+        .unwrap_or_else(|| panic!("no stop line in\n{logs}"));
+    let field = |k: &str| -> u64 {
+        stopped["fields"][k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {stopped}"))
+    };
+    assert_eq!(field("history_calls") as usize, fake.count(GET_HISTORY));
+    eprintln!(
+        "steady run: {} GetDurableExecutionHistory calls, {} polls ({} found new events), {} pages of new events, {} events",
+        field("history_calls"),
+        field("polls"),
+        field("polls_with_new_events"),
+        field("pages_with_new_events"),
+        field("events")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,6 +103,12 @@ pub struct CoordinatorCounters {
     pub checkpoint_failures: AtomicU64,
     pub buffered_spans: AtomicU64,
     pub polls_paused_for_buffer: AtomicU64,
+    /// Polls made, and those that found new events.
+    pub polls: AtomicU64,
+    pub polls_with_new_events: AtomicU64,
+    /// History pages that brought new events (the unit "API calls per page of new events"
+    /// divides by).
+    pub pages_with_new_events: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +158,8 @@ struct PollOutcome {
     marker_fallback: bool,
     /// The page budget ran out before the last page.
     truncated: bool,
+    /// Pages that brought new events.
+    new_pages: usize,
     skipped: Vec<String>,
     error: Option<ApiError>,
 }
@@ -387,9 +395,15 @@ impl Coordinator {
             );
         }
         let pending: usize = self.tracked.values().map(|t| t.unacked_jobs).sum();
+        let c = &self.counters;
         tracing::info!(
             tracked = self.tracked.len(),
             unacknowledged_jobs = pending,
+            history_calls = self.api.counters().total(super::api::OP_HISTORY),
+            polls = c.polls.load(Ordering::Relaxed),
+            polls_with_new_events = c.polls_with_new_events.load(Ordering::Relaxed),
+            pages_with_new_events = c.pages_with_new_events.load(Ordering::Relaxed),
+            events = c.events_processed.load(Ordering::Relaxed),
             "stopped"
         );
     }
@@ -595,6 +609,15 @@ impl Coordinator {
             tracing::warn!(arn = %arn, error = %s, "event skipped");
         }
         let new_events = !o.events.is_empty();
+        self.counters.polls.fetch_add(1, Ordering::Relaxed);
+        if new_events {
+            self.counters
+                .polls_with_new_events
+                .fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .pages_with_new_events
+                .fetch_add(o.new_pages as u64, Ordering::Relaxed);
+        }
         if new_events {
             self.apply(&arn, o.events, &o.markers);
         }
@@ -897,6 +920,7 @@ async fn poll(
         markers: Vec::new(),
         marker_fallback: false,
         truncated: false,
+        new_pages: 0,
         skipped: Vec::new(),
         error: None,
     };
@@ -951,5 +975,6 @@ async fn poll(
             _ => break,
         }
     }
+    out.new_pages = pages;
     out
 }
