@@ -792,3 +792,34 @@ fn run_with_a_bad_config_exits_2_naming_the_key() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_http_protobuf_export_works_too() {
+    let fake = FakeApi::start().await;
+    let receiver = common::otlp::http().await;
+    let execs = executions(2, 30);
+    add_all(&fake, &execs, 0);
+    for (a, _) in &execs {
+        fake.reveal_all(a);
+    }
+    let arns: Vec<String> = execs.iter().map(|(a, _)| a.clone()).collect();
+    let s = setup(
+        &fake,
+        receiver.addr,
+        &arns,
+        "otlp:\n  protocol: http/protobuf\n",
+    );
+    let d = Daemon::start(&s, 1).await;
+    wait_for(
+        &d,
+        s.http,
+        Duration::from_secs(20),
+        "every execution to end",
+        all_finished(&execs),
+    )
+    .await;
+    let (got, repeats) = received(&receiver);
+    assert_eq!(repeats, 0);
+    assert_exact(&expected(&execs), &got);
+    assert!(d.terminate(Duration::from_secs(25)).await.success());
+}
