@@ -24,7 +24,7 @@ use durable_exporter::trace::{DEFAULT_MAX_ATTRIBUTE_LENGTH, TraceOptions};
     about = "AWS Lambda durable execution histories as OpenTelemetry traces and Prometheus metrics"
 )]
 struct Cli {
-    /// Log format on stderr (levels from RUST_LOG, default warn).
+    /// Log format on stderr (levels from RUST_LOG; default info for run, warn otherwise).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -121,9 +121,11 @@ struct ConvertArgs {
     input: String,
 }
 
-fn init_logs(format: LogFormat) {
+/// Logs on stderr; `RUST_LOG` overrides the default level (`info` for the daemon, `warn` for
+/// the one-shot commands).
+fn init_logs(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -137,7 +139,13 @@ fn init_logs(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    let default_level = match cli.command {
+        Command::Run(_) => {
+            "info,aws_config=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn"
+        }
+        _ => "warn",
+    };
+    init_logs(cli.log_format, default_level);
     match cli.command {
         Command::Convert(args) => run_convert(args),
         Command::CheckConfig(args) => run_check_config(&args),

@@ -183,7 +183,6 @@ impl Daemon {
             .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
             .env("AWS_SECRET_ACCESS_KEY", "secret")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
