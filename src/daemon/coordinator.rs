@@ -447,10 +447,13 @@ impl Coordinator {
             let Some(t) = self.tracked.get_mut(&arn) else {
                 continue;
             };
-            if t.due != Some(at) || t.in_flight || t.phase == Phase::Finished {
+            if t.due != Some(at) || t.in_flight {
                 continue; // stale entry
             }
             t.due = None;
+            if t.phase == Phase::Finished {
+                continue;
+            }
             t.in_flight = true;
             self.in_flight += 1;
             let api = self.api.clone();
@@ -474,7 +477,7 @@ impl Coordinator {
                         JobResult::Polled(arn, o)
                     });
                 }
-                Phase::Finished => unreachable!("filtered above"),
+                Phase::Finished => {}
             }
         }
     }
