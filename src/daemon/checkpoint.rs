@@ -46,13 +46,28 @@ enum CursorFile {
     V1(Cursor),
 }
 
-/// Executions added or removed over the HTTP API, so the changes survive restarts.
+/// Executions added or removed over the HTTP API, and finished ones forgotten after
+/// `checkpoint.retention`, so the changes survive restarts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct TrackingChanges {
     /// Added at run time (on top of the configuration).
     pub added: Vec<String>,
     /// Removed at run time (also from the configuration's list).
     pub removed: Vec<String>,
+    /// Finished, exported and forgotten: never tracked (and exported) again while the
+    /// configuration lists them or discovery could still find them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forgotten: Vec<Forgotten>,
+}
+
+/// A finished execution whose cursor retention is over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forgotten {
+    pub arn: String,
+    /// ExecutionStarted (ms): once older than every discovery look-back, discovery cannot
+    /// find it again and the record can go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -314,6 +329,10 @@ mod tests {
         let t = TrackingChanges {
             added: vec!["arn:x".into()],
             removed: vec!["arn:y".into()],
+            forgotten: vec![Forgotten {
+                arn: "arn:z".into(),
+                started_ms: Some(5),
+            }],
         };
         store.save_tracking(&t).unwrap();
         assert_eq!(store.load_tracking().0, t);

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::api::{Api, ApiError, Description, ErrorKind, Listed};
-use super::checkpoint::{CheckpointStore, Cursor, TrackingChanges};
+use super::checkpoint::{CheckpointStore, Cursor, Forgotten, TrackingChanges};
 use super::exporter::{Ack, ExportJob};
 use crate::arn::{ExecutionArn, FunctionParts};
 use crate::config::Config;
@@ -226,19 +226,21 @@ impl Coordinator {
                 .checkpoint_failures
                 .fetch_add(1, Ordering::Relaxed);
         }
-        let retention = config.checkpoint.retention;
+        let mut expired = Vec::new();
         for cursor in cursors {
             if me.changes.removed.contains(&cursor.arn) {
                 let _ = me.store.remove(&cursor.arn);
                 continue;
             }
-            if let Some(at) = cursor.finished_at_ms {
-                if now_ms() - at > retention.as_millis() as i64 {
-                    let _ = me.store.remove(&cursor.arn);
-                    continue;
-                }
+            if me.retention_over(&cursor) {
+                expired.push(cursor.arn.clone());
             }
             me.insert(cursor, Source::Checkpoint);
+        }
+        // Forget before the configuration and the API list are read: they must not bring a
+        // forgotten execution back.
+        for arn in expired {
+            me.forget(&arn);
         }
         let from_config: Vec<String> = config
             .track
@@ -257,8 +259,12 @@ impl Coordinator {
         me
     }
 
-    /// Starts tracking an ARN not known yet; true when it was new.
+    /// Starts tracking an ARN not known yet (nor forgotten after its retention); true when it
+    /// was new.
     fn track(&mut self, arn: &str, source: Source) -> bool {
+        if self.changes.forgotten.iter().any(|f| f.arn == arn) {
+            return false;
+        }
         if let Some(t) = self.tracked.get_mut(arn) {
             if t.source == Source::Checkpoint {
                 t.source = source;
@@ -706,8 +712,16 @@ impl Coordinator {
             t.read_through = e.id;
             t.read_marker = markers.get(page).cloned().flatten();
             if e.id <= acked {
-                // Replaying what was exported before a restart: rebuild open operations only.
-                fold.apply(&e, &mut FnObserver(|_: Transition<'_>| {}));
+                // Replaying what was exported before a restart: rebuild open operations (and
+                // find the chained-invoke children again), nothing else.
+                fold.apply(
+                    &e,
+                    &mut FnObserver(|tr: Transition<'_>| {
+                        if let Some(child) = chained_child(tr, follow) {
+                            children.push(child);
+                        }
+                    }),
+                );
                 continue;
             }
             counters.events_processed.fetch_add(1, Ordering::Relaxed);
@@ -719,16 +733,11 @@ impl Coordinator {
                     counters.anomalies.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(arn = %arn, event_id = a.event_id, kind = a.kind.as_str(), "{}", a.message);
                 }
-                Transition::OperationStarted(op) if follow => {
-                    if let Details::ChainedInvoke {
-                        durable_execution_arn: Some(child),
-                        ..
-                    } = &op.details
-                    {
-                        children.push(child.clone());
+                other => {
+                    if let Some(child) = chained_child(other, follow) {
+                        children.push(child);
                     }
                 }
-                _ => {}
             });
             let mut both = (&mut *tracer, &mut side);
             fold.apply(&e, &mut both);
@@ -822,21 +831,72 @@ impl Coordinator {
         }
     }
 
-    fn sweep_retention(&mut self) {
+    fn retention_over(&self, cursor: &Cursor) -> bool {
         let retention = self.config.checkpoint.retention.as_millis() as i64;
+        cursor
+            .finished_at_ms
+            .is_some_and(|at| now_ms() - at > retention)
+    }
+
+    /// Drops a finished execution whose retention is over, and remembers that it was exported
+    /// so that neither the configuration, the API list nor discovery tracks it again.
+    fn forget(&mut self, arn: &str) {
+        tracing::info!(arn, "retention over: forgetting the finished execution");
+        let started_ms = self
+            .tracked
+            .get(arn)
+            .and_then(|t| t.cursor.execution_start_ms);
+        self.untrack(arn);
+        self.changes.added.retain(|a| a != arn);
+        let configured = self
+            .config
+            .track
+            .executions
+            .iter()
+            .any(|a| a.as_str() == arn);
+        if configured || self.discoverable(started_ms) {
+            self.changes.forgotten.push(Forgotten {
+                arn: arn.to_owned(),
+                started_ms,
+            });
+        }
+        self.save_changes();
+    }
+
+    /// Could discovery still list an execution that started then?
+    fn discoverable(&self, started_ms: Option<i64>) -> bool {
+        let Some(lookback) = self.config.track.functions.iter().map(|f| f.lookback).max() else {
+            return false;
+        };
+        started_ms.is_none_or(|s| s >= now_ms() - lookback.as_millis() as i64)
+    }
+
+    fn sweep_retention(&mut self) {
         let expired: Vec<Arc<str>> = self
             .tracked
             .values()
-            .filter(|t| {
-                t.cursor
-                    .finished_at_ms
-                    .is_some_and(|at| now_ms() - at > retention)
-            })
+            .filter(|t| self.retention_over(&t.cursor))
             .map(|t| t.arn.clone())
             .collect();
         for arn in expired {
-            tracing::info!(arn = %arn, "retention over: forgetting the finished execution");
-            self.untrack(&arn);
+            self.forget(&arn);
+        }
+        // Records that nothing can bring back any more.
+        let before = self.changes.forgotten.len();
+        let forgotten = std::mem::take(&mut self.changes.forgotten);
+        self.changes.forgotten = forgotten
+            .into_iter()
+            .filter(|f| {
+                self.config
+                    .track
+                    .executions
+                    .iter()
+                    .any(|a| a.as_str() == f.arn)
+                    || self.discoverable(f.started_ms)
+            })
+            .collect();
+        if self.changes.forgotten.len() != before {
+            self.save_changes();
         }
     }
 
@@ -871,6 +931,8 @@ impl Coordinator {
             Command::Add { arn, reply } => {
                 let s = arn.as_str().to_owned();
                 self.changes.removed.retain(|r| *r != s);
+                // Asked for explicitly: even a forgotten execution is read (and exported) again.
+                self.changes.forgotten.retain(|f| f.arn != s);
                 if !self.changes.added.contains(&s) {
                     self.changes.added.push(s.clone());
                 }
@@ -896,6 +958,20 @@ impl Coordinator {
                 let _ = reply.send(self.tracked.get(arn.as_str()).map(|t| self.view(t)));
             }
         }
+    }
+}
+
+/// The child execution a ChainedInvokeStarted names, when following them.
+fn chained_child(t: Transition<'_>, follow: bool) -> Option<String> {
+    match t {
+        Transition::OperationStarted(op) if follow => match &op.details {
+            Details::ChainedInvoke {
+                durable_execution_arn: Some(child),
+                ..
+            } => Some(child.clone()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
