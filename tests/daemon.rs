@@ -463,6 +463,7 @@ async fn restarts_lose_nothing_and_repeat_at_most_a_batch() {
     for (a, e) in &execs {
         fake.reveal(a, 2 * e.len() / 3);
     }
+    fake.reset_log();
     let d = Daemon::start(&s, 2).await;
     let two_thirds: Vec<(String, u64)> = execs
         .iter()
@@ -480,6 +481,19 @@ async fn restarts_lose_nothing_and_repeat_at_most_a_batch() {
         },
     )
     .await;
+    // The graceful stop left each fold beside its cursor: the restart resumed from the
+    // marker, without reading the history from the start again.
+    for (a, _) in &execs {
+        let first = fake
+            .requests()
+            .into_iter()
+            .find(|r| r.op == GET_HISTORY && r.target == *a)
+            .unwrap();
+        assert!(
+            first.param("Marker").is_some(),
+            "{a} was read from the start"
+        );
+    }
     d.kill9();
 
     // Run 3: everything.

@@ -36,6 +36,12 @@ pub struct Cursor {
     /// When (wall clock, ms) the end was acknowledged: retention counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<i64>,
+    /// The fold (open operations, invocation state) exactly at `last_event_id`, so a restart
+    /// resumes from `marker` instead of re-reading the history from the start. Absent when the
+    /// daemon had read further than the collector acknowledged; a snapshot that does not read
+    /// back (another version's format) just means that re-read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<serde_json::Value>,
 }
 
 /// The on-disk form, versioned.

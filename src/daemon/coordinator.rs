@@ -292,14 +292,37 @@ impl Coordinator {
             Phase::Describe
         };
         let resource = Arc::new(self.resource_for(&cursor));
+        // Resume from the snapshot when it sits exactly at the acknowledged position.
+        let restored = match (&cursor.fold, finished) {
+            (Some(snapshot), false) => Execution::restore(snapshot)
+                .filter(|f| f.last_event_id() == cursor.last_event_id && f.arn() == &*arn),
+            _ => None,
+        };
+        let (fold, read_through, read_marker) = match restored {
+            Some(f) => {
+                let mut tracer = TraceBuilder::new(
+                    arn.clone(),
+                    self.trace_options(cursor.trace_header.as_deref()),
+                );
+                if let Some(ms) = cursor.execution_start_ms {
+                    tracer.set_execution_start(Timestamp::from_millis(ms));
+                }
+                (
+                    Some((f, tracer)),
+                    cursor.last_event_id,
+                    cursor.marker.clone(),
+                )
+            }
+            None => (None, 0, None),
+        };
         let t = Tracked {
             arn: arn.clone(),
             source,
             phase,
-            fold: None,
+            fold,
             resource,
-            read_through: 0,
-            read_marker: None,
+            read_through,
+            read_marker,
             cursor,
             in_flight: false,
             due: None,
@@ -794,9 +817,12 @@ impl Coordinator {
         }
         t.cursor.last_event_id = ack.through_event_id;
         t.cursor.marker = ack.marker;
-        let finished = t.unacked_jobs == 0
-            && t.read_through == t.cursor.last_event_id
-            && t.fold.as_ref().is_some_and(|(f, _)| f.is_finished());
+        let quiescent = t.unacked_jobs == 0 && t.read_through == t.cursor.last_event_id;
+        let finished = quiescent && t.fold.as_ref().is_some_and(|(f, _)| f.is_finished());
+        t.cursor.fold = match &t.fold {
+            Some((f, _)) if quiescent && !finished => Some(f.snapshot()),
+            _ => None,
+        };
         if finished {
             let (fold, _) = t.fold.take().expect("checked");
             t.cursor.finished_status = Some(fold.info().status.as_str().to_owned());

@@ -30,14 +30,14 @@ pub struct OperationRef {
 }
 
 /// A payload (input or result) as the API wraps it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Payload {
     pub payload: Option<String>,
     pub truncated: bool,
 }
 
 /// An `ErrorObject` inside an `EventError`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ErrorInfo {
     pub error_type: Option<String>,
     pub error_message: Option<String>,

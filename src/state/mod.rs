@@ -20,17 +20,17 @@
 pub mod json;
 
 use std::collections::HashSet;
-use std::collections::hash_map::DefaultHasher;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use std::hash::{Hash, Hasher};
 
 use crate::history::{ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails};
 use crate::time::Timestamp;
 
 /// Operation types of GetDurableExecutionState.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum OperationType {
     Execution,
     Context,
@@ -54,7 +54,7 @@ impl OperationType {
 }
 
 /// Operation statuses of GetDurableExecutionState.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OperationStatus {
     Started,
     /// A step between attempts: a retry (or a wait_for_condition poll) is scheduled.
@@ -91,7 +91,7 @@ impl OperationStatus {
 }
 
 /// The execution's own status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ExecutionStatus {
     Running,
     Succeeded,
@@ -113,7 +113,7 @@ impl ExecutionStatus {
 }
 
 /// Type-specific state of an operation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Details {
     Execution {
         input: Option<Payload>,
@@ -140,7 +140,7 @@ pub enum Details {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct StepState {
     /// Attempts started so far (StepStarted events).
     pub attempts: u32,
@@ -156,7 +156,7 @@ pub struct StepState {
 }
 
 /// One operation, as GetDurableExecutionState shows it, plus what only the history knows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Operation {
     pub id: Arc<str>,
     pub parent_id: Option<Arc<str>>,
@@ -250,7 +250,7 @@ pub struct Backoff {
 }
 
 /// `durable.invocation.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InvocationStatus {
     Succeeded,
     Failed,
@@ -272,7 +272,7 @@ impl InvocationStatus {
 }
 
 /// One Lambda invocation of the execution (a replay).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Invocation {
     /// 1-based.
     pub index: u32,
@@ -302,7 +302,7 @@ pub struct Suspension {
 }
 
 /// The execution as a whole.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExecutionInfo {
     pub arn: Arc<str>,
     pub status: ExecutionStatus,
@@ -408,21 +408,22 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
 }
 
 /// Fold options.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct FoldOptions {
     /// Keep finished operations (for `state-json`); the daemon keeps only open ones.
     pub keep_finished: bool,
 }
 
 /// An invocation that completed and waits for the next event to learn its status.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct PendingInvocation {
     invocation: Invocation,
+    #[serde(with = "waiting")]
     waiting_for: Vec<&'static str>,
 }
 
 /// The fold of one execution's history.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Execution {
     info: ExecutionInfo,
     execution_op: Option<Operation>,
@@ -438,6 +439,7 @@ pub struct Execution {
     last_invocation_end: Option<Timestamp>,
     pending_invocation: Option<PendingInvocation>,
     /// A suspension that began at an InvocationCompleted and has not been closed yet.
+    #[serde(with = "waiting_since")]
     open_suspension: Option<(Timestamp, Vec<&'static str>)>,
     /// Time of the first event after the last InvocationCompleted.
     first_event_since_invocation: Option<Timestamp>,
@@ -448,10 +450,63 @@ pub struct Execution {
     events_applied: u64,
 }
 
+/// FNV-1a: stable across builds and Rust versions, since these hashes are persisted with the
+/// fold (checkpoint snapshots).
 fn id_hash(id: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// What a suspension waits for, persisted by name.
+const WAITING_NAMES: [&str; 4] = ["WAIT", "RETRY", "CALLBACK", "CHAINED_INVOKE"];
+
+mod waiting {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[&'static str], s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        Ok(names
+            .iter()
+            .filter_map(|n| super::WAITING_NAMES.iter().copied().find(|k| k == n))
+            .collect())
+    }
+}
+
+mod waiting_since {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::time::Timestamp;
+
+    #[allow(clippy::ref_option)]
+    pub fn serialize<S: Serializer>(
+        v: &Option<(Timestamp, Vec<&'static str>)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<(Timestamp, Vec<&'static str>)>, D::Error> {
+        let v = Option::<(Timestamp, Vec<String>)>::deserialize(d)?;
+        Ok(v.map(|(t, names)| {
+            (
+                t,
+                names
+                    .iter()
+                    .filter_map(|n| super::WAITING_NAMES.iter().copied().find(|k| k == n))
+                    .collect(),
+            )
+        }))
+    }
 }
 
 impl Execution {
@@ -559,6 +614,16 @@ impl Execution {
             })
             .chain(exec_deadline)
             .min()
+    }
+
+    /// The fold as JSON, to persist beside a cursor (resuming without re-reading the history).
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A fold from [`Execution::snapshot`]; `None` when it does not read back (another format).
+    pub fn restore(snapshot: &serde_json::Value) -> Option<Self> {
+        serde_json::from_value(snapshot.clone()).ok()
     }
 
     /// The last invocation completed and nothing has run since: only a wait ending, a retry

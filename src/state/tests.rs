@@ -461,3 +461,46 @@ fn without_keep_finished_only_open_operations_are_held() {
         ]
     );
 }
+
+#[test]
+fn a_snapshot_resumes_exactly_where_the_fold_was() {
+    for name in [
+        "callbacks",
+        "parallel-map",
+        "retry-then-succeed",
+        "timed-out",
+    ] {
+        let evs = fixture(name);
+        let (whole, all_at_once) = fold(&evs);
+        for cut in 1..evs.len() {
+            let mut lines = Vec::new();
+            let mut first = Execution::new(
+                "arn",
+                FoldOptions {
+                    keep_finished: true,
+                },
+            );
+            first.apply_all(
+                &evs[..cut],
+                &mut FnObserver(|t: Transition<'_>| lines.push(line(t))),
+            );
+            // Through JSON text, as it is written to disk.
+            let text = first.snapshot().to_string();
+            let mut resumed = Execution::restore(&serde_json::from_str(&text).unwrap())
+                .expect("the snapshot reads back");
+            assert_eq!(resumed.last_event_id(), cut as u64);
+            resumed.apply_all(
+                &evs[cut..],
+                &mut FnObserver(|t: Transition<'_>| lines.push(line(t))),
+            );
+            assert_eq!(lines, all_at_once, "{name} resumed after event {cut}");
+            assert_eq!(
+                resumed.operations(),
+                whole.operations(),
+                "{name} after {cut}"
+            );
+            assert_eq!(resumed.next_change(), whole.next_change());
+        }
+    }
+    assert!(Execution::restore(&serde_json::json!({"not": "a fold"})).is_none());
+}
