@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod fake_api;
 pub mod otlp;
 
