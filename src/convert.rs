@@ -16,6 +16,27 @@ pub enum Format {
     Tree,
 }
 
+/// What one history contributes to the metrics, in the Prometheus text format.
+pub fn prometheus(events: &[Event], arn: &ExecutionArn, options: &TraceOptions) -> String {
+    let metrics = crate::metrics::Metrics::new(crate::metrics::NameLabel::Off);
+    let (function, qualifier) = crate::metrics::function_labels(arn.as_str(), None);
+    let mut tracer = TraceBuilder::new(arn.as_str(), options.clone());
+    let mut execution = Execution::new(arn.as_str(), FoldOptions::default());
+    for e in events {
+        let trace_id = tracer.trace_id().map(|t| t.to_hex());
+        let mut m = crate::metrics::ExecutionObserver {
+            metrics: &metrics,
+            function: &function,
+            qualifier: &qualifier,
+            trace_id: trace_id.as_deref(),
+        };
+        let mut both = (&mut tracer, &mut m);
+        execution.apply(e, &mut both);
+        tracer.take_spans();
+    }
+    metrics.encode_text()
+}
+
 /// Everything one history turns into.
 #[derive(Debug)]
 pub struct Conversion {

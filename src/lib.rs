@@ -11,6 +11,7 @@ pub mod convert;
 pub mod daemon;
 pub mod export;
 pub mod history;
+pub mod metrics;
 pub mod state;
 pub mod synth;
 pub mod time;

@@ -70,6 +70,8 @@ enum FormatArg {
     StateJson,
     /// An indented timeline for the terminal.
     Tree,
+    /// What the history contributes to the metrics, in the Prometheus text format.
+    Prometheus,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -252,11 +254,12 @@ fn run_convert(args: ConvertArgs) -> ExitCode {
             "collapsed events repeated across pages"
         );
     }
+    let options_scheme = match args.id_scheme {
+        IdSchemeArg::Python => IdScheme::Python,
+        IdSchemeArg::Js => IdScheme::Js,
+    };
     let options = TraceOptions {
-        id_scheme: match args.id_scheme {
-            IdSchemeArg::Python => IdScheme::Python,
-            IdSchemeArg::Js => IdScheme::Js,
-        },
+        id_scheme: options_scheme,
         trace_header,
         include_payloads: args.include_payloads,
         max_attribute_length: args.max_attribute_length,
@@ -285,12 +288,20 @@ fn run_convert(args: ConvertArgs) -> ExitCode {
         return send(&target, &conversion);
     }
 
-    let format = match args.format {
-        FormatArg::OtlpJson => Format::OtlpJson,
-        FormatArg::StateJson => Format::StateJson,
-        FormatArg::Tree => Format::Tree,
+    let out = match args.format {
+        FormatArg::OtlpJson => conversion.render(Format::OtlpJson),
+        FormatArg::StateJson => conversion.render(Format::StateJson),
+        FormatArg::Tree => conversion.render(Format::Tree),
+        FormatArg::Prometheus => durable_exporter::convert::prometheus(
+            &parsed.events,
+            &arn,
+            &TraceOptions {
+                id_scheme: options_scheme,
+                trace_header,
+                ..TraceOptions::default()
+            },
+        ),
     };
-    let out = conversion.render(format);
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(out.as_bytes())

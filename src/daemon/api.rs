@@ -95,9 +95,32 @@ pub struct Listed {
 }
 
 /// Request counts by operation and outcome (`ok`, or an [`ErrorKind`] name, per attempt).
-#[derive(Debug, Default)]
 pub struct ApiCounters {
     by: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Seconds per request, by operation (registered with the metrics).
+    pub latency: prometheus::HistogramVec,
+    /// Unix ms of the last answer that was not a transport error or a 5xx (0: none yet).
+    pub last_answer_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Default for ApiCounters {
+    fn default() -> Self {
+        ApiCounters {
+            by: Mutex::default(),
+            latency: prometheus::HistogramVec::new(
+                prometheus::HistogramOpts::new(
+                    "durable_exporter_api_request_duration_seconds",
+                    "Durable-execution API request latency, by operation.",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
+                &["operation"],
+            )
+            .expect("valid metric"),
+            last_answer_ms: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
 }
 
 impl ApiCounters {
@@ -325,7 +348,26 @@ impl Api {
         let mut attempt = 0;
         loop {
             self.limiter.acquire().await;
-            let err = match send().await {
+            let started = std::time::Instant::now();
+            let sent = send().await;
+            self.counters
+                .latency
+                .with_label_values(&[operation])
+                .observe(started.elapsed().as_secs_f64());
+            let answered = match &sent {
+                Ok(_) => true,
+                Err(SdkError::ServiceError(ctx)) => ctx.raw().status().as_u16() < 500,
+                Err(_) => false,
+            };
+            if answered {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                self.counters
+                    .last_answer_ms
+                    .store(now, std::sync::atomic::Ordering::Relaxed);
+            }
+            let err = match sent {
                 Ok(v) => {
                     self.counters.add(operation, "ok");
                     self.limiter.succeeded();

@@ -90,6 +90,8 @@ pub enum Command {
         arn: String,
         reply: oneshot::Sender<Option<ExecutionView>>,
     },
+    /// Set the state gauges (running executions, pending callbacks, ...) before a scrape.
+    RefreshGauges { reply: oneshot::Sender<()> },
 }
 
 /// Counters the coordinator keeps (metrics read them).
@@ -142,6 +144,8 @@ struct Tracked {
     unacked_jobs: usize,
     /// Buffer room set aside for the poll in flight.
     reserved: usize,
+    /// The `function` and `qualifier` metric labels.
+    labels: (String, String),
 }
 
 enum JobResult {
@@ -166,6 +170,8 @@ struct PollOutcome {
 
 pub struct Coordinator {
     config: Arc<Config>,
+    metrics: Arc<crate::metrics::Metrics>,
+    exporter_metrics: Arc<super::metrics::ExporterMetrics>,
     api: Api,
     store: CheckpointStore,
     tracked: HashMap<Arc<str>, Tracked>,
@@ -197,6 +203,8 @@ impl Coordinator {
         store: CheckpointStore,
         export_tx: mpsc::UnboundedSender<ExportJob>,
         counters: Arc<CoordinatorCounters>,
+        metrics: Arc<crate::metrics::Metrics>,
+        exporter_metrics: Arc<super::metrics::ExporterMetrics>,
     ) -> Self {
         let (changes, corrupt) = store.load_tracking();
         if let Some(c) = corrupt {
@@ -204,6 +212,8 @@ impl Coordinator {
         }
         let mut me = Coordinator {
             config: config.clone(),
+            metrics,
+            exporter_metrics,
             api,
             store,
             tracked: HashMap::new(),
@@ -331,7 +341,10 @@ impl Coordinator {
             last_error: None,
             unacked_jobs: 0,
             reserved: 0,
+            labels: crate::metrics::function_labels(&arn, None),
         };
+        let mut t = t;
+        t.labels = crate::metrics::function_labels(&arn, t.cursor.function_arn.as_deref());
         self.tracked.insert(arn.clone(), t);
         if !finished {
             self.schedule_at(&arn, Instant::now());
@@ -587,8 +600,10 @@ impl Coordinator {
                 t.cursor.function_arn = d.function_arn;
                 t.phase = Phase::Live;
                 let cursor = t.cursor.clone();
-                self.tracked.get_mut(&arn).expect("present").resource =
-                    Arc::new(self.resource_for(&cursor));
+                let resource = Arc::new(self.resource_for(&cursor));
+                let t = self.tracked.get_mut(&arn).expect("present");
+                t.resource = resource;
+                t.labels = crate::metrics::function_labels(&arn, cursor.function_arn.as_deref());
                 self.persist(&cursor);
                 self.schedule_at(&arn, Instant::now());
             }
@@ -748,6 +763,13 @@ impl Coordinator {
                 continue;
             }
             counters.events_processed.fetch_add(1, Ordering::Relaxed);
+            let trace_hex = tracer.trace_id().map(|id| id.to_hex());
+            let mut measure = crate::metrics::ExecutionObserver {
+                metrics: &self.metrics,
+                function: &t.labels.0,
+                qualifier: &t.labels.1,
+                trace_id: trace_hex.as_deref(),
+            };
             let mut side = FnObserver(|tr: Transition<'_>| match tr {
                 Transition::Anomaly(a) => {
                     if a.kind == crate::state::AnomalyKind::UnknownEventType {
@@ -762,8 +784,8 @@ impl Coordinator {
                     }
                 }
             });
-            let mut both = (&mut *tracer, &mut side);
-            fold.apply(&e, &mut both);
+            let mut all = (&mut *tracer, (&mut side, &mut measure));
+            fold.apply(&e, &mut all);
             if tracer.spans().len() >= max_batch || i + 1 == count {
                 jobs.push(ExportJob {
                     arn: arn.clone(),
@@ -926,6 +948,63 @@ impl Coordinator {
         }
     }
 
+    /// The gauges that describe the tracked set now, recomputed from it (so they are right
+    /// after a restart too).
+    fn refresh_gauges(&self) {
+        let m = &self.metrics;
+        m.executions_running.reset();
+        m.callbacks_pending.reset();
+        m.callback_oldest_pending_age.reset();
+        m.execution_operations_max.reset();
+        let now = now_ms();
+        let mut states = [0i64; 3];
+        let mut lag = 0f64;
+        for t in self.tracked.values() {
+            match t.phase {
+                Phase::Describe => states[0] += 1,
+                Phase::Finished => states[2] += 1,
+                Phase::Live => states[1] += 1,
+            }
+            if t.phase == Phase::Finished {
+                continue;
+            }
+            if let Some(r) = t.last_read {
+                lag = lag.max(r.elapsed().as_secs_f64());
+            }
+            let fq = [t.labels.0.as_str(), t.labels.1.as_str()];
+            let Some((fold, _)) = &t.fold else {
+                if t.phase == Phase::Live {
+                    m.executions_running.with_label_values(&fq).inc();
+                }
+                continue;
+            };
+            if fold.is_finished() {
+                continue;
+            }
+            m.executions_running.with_label_values(&fq).inc();
+            let ops = i64::from(fold.info().operations);
+            let max = m.execution_operations_max.with_label_values(&fq);
+            if ops > max.get() {
+                max.set(ops);
+            }
+            for op in fold.open_operations() {
+                if matches!(op.details, Details::Callback { .. }) {
+                    m.callbacks_pending.with_label_values(&fq).inc();
+                    let age = (now - op.start.millis()) as f64 / 1000.0;
+                    let oldest = m.callback_oldest_pending_age.with_label_values(&fq);
+                    if age > oldest.get() {
+                        oldest.set(age);
+                    }
+                }
+            }
+        }
+        let em = &self.exporter_metrics;
+        for (state, n) in ["describing", "running", "finished"].iter().zip(states) {
+            em.tracked.with_label_values(&[state]).set(n);
+        }
+        em.read_lag.set(lag);
+    }
+
     fn view(&self, t: &Tracked) -> ExecutionView {
         let now = Instant::now();
         let status = match (&t.phase, &t.fold) {
@@ -982,6 +1061,10 @@ impl Coordinator {
             }
             Command::Get { arn, reply } => {
                 let _ = reply.send(self.tracked.get(arn.as_str()).map(|t| self.view(t)));
+            }
+            Command::RefreshGauges { reply } => {
+                self.refresh_gauges();
+                let _ = reply.send(());
             }
         }
     }

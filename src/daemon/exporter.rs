@@ -35,13 +35,35 @@ pub struct Ack {
     pub spans: usize,
 }
 
-#[derive(Debug, Default)]
 pub struct ExportCounters {
     pub spans_exported: AtomicU64,
     pub export_failures: AtomicU64,
     pub batches: AtomicU64,
     /// Unix milliseconds of the last successful export (0: none yet).
     pub last_success_ms: AtomicU64,
+    /// Seconds per export request (registered with the metrics).
+    pub latency: prometheus::Histogram,
+}
+
+impl Default for ExportCounters {
+    fn default() -> Self {
+        ExportCounters {
+            spans_exported: AtomicU64::new(0),
+            export_failures: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            last_success_ms: AtomicU64::new(0),
+            latency: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(
+                    "durable_exporter_export_duration_seconds",
+                    "OTLP export request latency, successful or not.",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
+            )
+            .expect("valid metric"),
+        }
+    }
 }
 
 /// Where spans go.
@@ -151,7 +173,10 @@ async fn send_with_retry(
 ) -> bool {
     let mut wait = RETRY_MIN;
     loop {
-        match exporter.export(spans).await {
+        let started = std::time::Instant::now();
+        let result = exporter.export(spans).await;
+        counters.latency.observe(started.elapsed().as_secs_f64());
+        match result {
             Ok(()) => {
                 counters
                     .spans_exported

@@ -8,6 +8,8 @@
 //! | `GET /v1/executions/{arn}` | one of them |
 //! | `GET /v1/executions/{arn}/state?MaxItems=&Marker=` | GetDurableExecutionState-shaped operations, paged |
 //! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 when the API answered and the exporter delivered recently, else 503 with reasons |
+//! | `GET /metrics` | Prometheus text, or OpenMetrics with exemplars when asked (`Accept: application/openmetrics-text`) |
 //!
 //! ARNs in paths are one percent-encoded segment (`/` as `%2F`), as in the Lambda API. Errors
 //! are JSON: `{"error": "..."}` with 400 for bad requests.
@@ -32,6 +34,12 @@ use crate::state::{Execution, FnObserver, FoldOptions, Transition};
 pub struct AppState {
     pub commands: mpsc::Sender<Command>,
     pub counters: Arc<CoordinatorCounters>,
+    pub all_counters: Arc<super::Counters>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub exporter_metrics: Arc<super::metrics::ExporterMetrics>,
+    pub started: std::time::Instant,
+    /// How recent an API answer and an export must be for /readyz.
+    pub ready_window: std::time::Duration,
     pub api: Api,
     pub page_size: u32,
     pub include_execution_data: bool,
@@ -41,6 +49,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/executions", get(list_executions).post(add_execution))
         .route(
             "/v1/executions/{arn}",
@@ -224,4 +234,87 @@ async fn execution_state(
         next,
     ))
     .into_response()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(r) = ask(&state, |reply| Command::RefreshGauges { reply }).await {
+        return r;
+    }
+    state
+        .exporter_metrics
+        .refresh(&state.all_counters, state.api.limiter().rate());
+    let openmetrics = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            state.metrics.encode_openmetrics(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            state.metrics.encode_text(),
+        )
+            .into_response()
+    }
+}
+
+/// Ready: the coordinator answers, the API answered within the window (or nothing needs it),
+/// and spans waiting for the collector have moved within the window.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    use std::sync::atomic::Ordering;
+    let mut reasons: Vec<String> = Vec::new();
+    let tracked = match ask(&state, |reply| Command::List { reply }).await {
+        Ok(v) => v.len(),
+        Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    };
+    let window = state.ready_window.as_millis() as i64;
+    let young = state.started.elapsed() < state.ready_window;
+    let last_api = state
+        .all_counters
+        .api
+        .last_answer_ms
+        .load(Ordering::Relaxed);
+    if tracked > 0 && !young && (last_api == 0 || now_ms() - last_api > window) {
+        reasons.push(format!(
+            "the durable-execution API has not answered for over {} s",
+            window / 1000
+        ));
+    }
+    let buffered = state.counters.buffered_spans.load(Ordering::Relaxed);
+    let last_export = state
+        .all_counters
+        .export
+        .last_success_ms
+        .load(Ordering::Relaxed) as i64;
+    if buffered > 0 && !young && (last_export == 0 || now_ms() - last_export > window) {
+        reasons.push(format!(
+            "{buffered} spans wait for the OTLP collector, which has accepted nothing for over {} s",
+            window / 1000
+        ));
+    }
+    if reasons.is_empty() {
+        Json(serde_json::json!({ "ready": true })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "ready": false, "reasons": reasons })),
+        )
+            .into_response()
+    }
 }

@@ -15,6 +15,7 @@ pub mod coordinator;
 pub mod exporter;
 pub mod http;
 pub mod limiter;
+pub mod metrics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -51,7 +52,9 @@ pub struct Counters {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let config = Arc::new(config);
     let store = checkpoint::CheckpointStore::open(&config.checkpoint.dir)?;
-    let counters = Counters::default();
+    let counters = Arc::new(Counters::default());
+    let metrics = Arc::new(crate::metrics::Metrics::new(crate::metrics::NameLabel::Off));
+    let exporter_metrics = Arc::new(metrics::ExporterMetrics::new(metrics.registry(), &counters));
     let client = api::sdk_client(
         config.aws.region.as_deref(),
         config.aws.endpoint_url.as_deref(),
@@ -97,6 +100,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let app = http::router(http::AppState {
         commands: cmd_tx,
         counters: counters.coordinator.clone(),
+        all_counters: counters.clone(),
+        metrics: metrics.clone(),
+        exporter_metrics: exporter_metrics.clone(),
+        started: std::time::Instant::now(),
+        ready_window: (config.poll.max_interval * 3).max(Duration::from_secs(60)),
         api: api.clone(),
         page_size: config.poll.page_size,
         include_execution_data: config.poll.include_execution_data,
@@ -117,6 +125,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         store,
         export_tx,
         counters.coordinator.clone(),
+        metrics,
+        exporter_metrics,
     );
     tracing::info!(
         listen = ?local,

@@ -310,6 +310,12 @@ pub struct ExecutionInfo {
     pub end: Option<Timestamp>,
     pub result: Option<Payload>,
     pub error: Option<ErrorInfo>,
+    /// Operations seen so far (the EXECUTION operation aside): the API allows 3,000.
+    #[serde(default)]
+    pub operations: u32,
+    /// Invocations completed so far (InvocationCompleted events).
+    #[serde(default)]
+    pub invocations: u32,
 }
 
 /// Something the history should not contain; drawn as well as possible and reported.
@@ -519,6 +525,8 @@ impl Execution {
                 end: None,
                 result: None,
                 error: None,
+                operations: 0,
+                invocations: 0,
             },
             execution_op: None,
             options,
@@ -990,6 +998,7 @@ impl Execution {
         });
         self.last_invocation_end = Some(end_ts);
         self.invocation += 1;
+        self.info.invocations += 1;
         self.first_event_since_invocation = None;
         self.work_since_invocation = false;
     }
@@ -1161,6 +1170,7 @@ impl Execution {
             .as_deref()
             .is_none_or(|p| self.seen.contains(&id_hash(p)));
         self.seen.insert(id_hash(&r.id));
+        self.info.operations += 1;
         Operation {
             id: Arc::from(r.id.as_str()),
             parent_id: r.parent_id.as_deref().map(Arc::from),
