@@ -41,6 +41,9 @@ pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 /// `track.discovery_interval` may not be shorter: listing executions is a paged API call.
 pub const MIN_DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(60 * 60);
+/// `metrics.operation_names_top_n` when unset.
+pub const DEFAULT_OPERATION_NAMES_TOP_N: usize = 20;
+
 /// The execution statuses `track.functions[].statuses` may name.
 pub const EXECUTION_STATUSES: &[&str] = &["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"];
 pub const DEFAULT_STATUSES: &[&str] = &["RUNNING"];
@@ -67,6 +70,15 @@ pub struct Config {
     pub trace: TraceConfig,
     pub checkpoint: CheckpointConfig,
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Prometheus metrics.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricsConfig {
+    /// Whether operation names become a `name` label: off (default), an allowlist, or the
+    /// first N distinct names.
+    pub operation_name_label: crate::metrics::NameLabel,
 }
 
 /// How the Lambda API is called.
@@ -376,6 +388,12 @@ const TOP_KEYS: &[&str] = &[
     "trace",
     "checkpoint",
     "http",
+    "metrics",
+];
+const METRICS_KEYS: &[&str] = &[
+    "operation_name_label",
+    "operation_names",
+    "operation_names_top_n",
 ];
 const AWS_KEYS: &[&str] = &[
     "region",
@@ -1151,6 +1169,45 @@ impl Loader<'_> {
             c.checkpoint.retention = self.duration_at_least(&k, v, Duration::from_nanos(1))?;
         }
 
+        let mut s = self.subsection(&mut top, "metrics", METRICS_KEYS)?;
+        let policy = s.take("operation_name_label");
+        let names = s.take("operation_names");
+        let top_n = s.take("operation_names_top_n");
+        let policy = match policy {
+            Some((k, v)) => {
+                let p = self.token(&k, v)?;
+                match p.as_str() {
+                    "off" | "allowlist" | "top_n" => Some((k, p)),
+                    other => {
+                        return Err(self.err(
+                            &k,
+                            format!("{} is not off, allowlist or top_n", quote(other)),
+                        ));
+                    }
+                }
+            }
+            None => None,
+        };
+        c.metrics.operation_name_label = match policy.as_ref().map(|(_, p)| p.as_str()) {
+            None | Some("off") => crate::metrics::NameLabel::Off,
+            Some("allowlist") => {
+                let mut list = Vec::new();
+                if let Some((k, v)) = names {
+                    for (ik, iv) in self.list(&k, v)? {
+                        list.push(self.token(&ik, iv)?);
+                    }
+                }
+                crate::metrics::NameLabel::Allowlist(list)
+            }
+            _ => {
+                let n = match top_n {
+                    Some((k, v)) => self.count(&k, v, 1)?,
+                    None => DEFAULT_OPERATION_NAMES_TOP_N,
+                };
+                crate::metrics::NameLabel::TopN(n)
+            }
+        };
+
         let mut s = self.subsection(&mut top, "http", HTTP_KEYS)?;
         if let Some((k, v)) = s.take("listen") {
             let listen = self.string(&k, v)?;
@@ -1461,6 +1518,9 @@ checkpoint:
   retention: 1d
 http:
   listen: "[::1]:9000"
+metrics:
+  operation_name_label: allowlist
+  operation_names: [charge-card, ship]
 "#
         ));
         let expected = Config {
@@ -1517,6 +1577,12 @@ http:
             },
             http: HttpConfig {
                 listen: "[::1]:9000".parse().unwrap(),
+            },
+            metrics: MetricsConfig {
+                operation_name_label: crate::metrics::NameLabel::Allowlist(vec![
+                    "charge-card".into(),
+                    "ship".into(),
+                ]),
             },
         };
         assert_eq!(c, expected);
@@ -2158,6 +2224,30 @@ http:
     }
 
     #[test]
+    fn operation_name_label_policies() {
+        let c = load_yaml("metrics:\n  operation_name_label: top_n\n  operation_names_top_n: 5\n");
+        assert_eq!(
+            c.metrics.operation_name_label,
+            crate::metrics::NameLabel::TopN(5)
+        );
+        let c = load_yaml("metrics:\n  operation_name_label: top_n\n");
+        assert_eq!(
+            c.metrics.operation_name_label,
+            crate::metrics::NameLabel::TopN(DEFAULT_OPERATION_NAMES_TOP_N)
+        );
+        assert_rejected(
+            "metrics:\n  operation_name_label: all\n",
+            "metrics.operation_name_label",
+            "not off, allowlist or top_n",
+        );
+        assert_rejected(
+            "metrics:\n  operation_name_label: top_n\n  operation_names_top_n: 0\n",
+            "metrics.operation_names_top_n",
+            "",
+        );
+    }
+
+    #[test]
     fn shipped_config_documents_every_key_and_its_variable() {
         let text = std::fs::read_to_string(manifest_path("config/durable-exporter.yaml")).unwrap();
         let sections: &[(&str, &[&str])] = &[
@@ -2168,6 +2258,7 @@ http:
             ("trace", TRACE_KEYS),
             ("checkpoint", CHECKPOINT_KEYS),
             ("http", HTTP_KEYS),
+            ("metrics", METRICS_KEYS),
         ];
         assert_eq!(
             sections.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
