@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod fake_api;
 pub mod otlp;
+pub mod prometheus;
 
 use std::path::PathBuf;
 
