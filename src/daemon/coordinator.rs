@@ -642,7 +642,9 @@ impl Coordinator {
             return;
         };
         t.in_flight = false;
-        t.last_read = Some(Instant::now());
+        if o.error.is_none() {
+            t.last_read = Some(Instant::now());
+        }
         self.reserved_spans = self
             .reserved_spans
             .saturating_sub(std::mem::take(&mut t.reserved));
@@ -656,7 +658,9 @@ impl Coordinator {
             tracing::warn!(arn = %arn, error = %s, "event skipped");
         }
         let new_events = !o.events.is_empty();
-        self.counters.polls.fetch_add(1, Ordering::Relaxed);
+        if o.error.is_none() || new_events {
+            self.counters.polls.fetch_add(1, Ordering::Relaxed);
+        }
         if new_events {
             self.counters
                 .polls_with_new_events

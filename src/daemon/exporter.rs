@@ -37,6 +37,7 @@ pub struct Ack {
 
 pub struct ExportCounters {
     pub spans_exported: AtomicU64,
+    /// Spans in export attempts that failed (each attempt counts; they are retried).
     pub export_failures: AtomicU64,
     pub batches: AtomicU64,
     /// Unix milliseconds of the last successful export (0: none yet).
@@ -189,7 +190,9 @@ async fn send_with_retry(
                 return true;
             }
             Err(e) => {
-                counters.export_failures.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .export_failures
+                    .fetch_add(spans.len() as u64, Ordering::Relaxed);
                 if *shutdown.borrow() {
                     return false;
                 }

@@ -284,7 +284,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     };
     let window = state.ready_window.as_millis() as i64;
-    let young = state.started.elapsed() < state.ready_window;
+    // A process up for less than a minute has not had its chance yet.
+    let young = state.started.elapsed() < std::time::Duration::from_secs(60);
     let last_api = state
         .all_counters
         .api

@@ -123,7 +123,7 @@ impl ExporterMetrics {
             ),
             pages: counter(r, "durable_exporter_history_pages_with_new_events_total", "History pages that brought new events."),
             spans_exported: counter(r, "durable_exporter_spans_exported_total", "Spans the OTLP collector accepted."),
-            export_failures: counter(r, "durable_exporter_span_export_failures_total", "OTLP export attempts that failed (retried)."),
+            export_failures: counter(r, "durable_exporter_span_export_failures_total", "Spans in OTLP export attempts that failed (every attempt counts; failed spans are retried, never dropped)."),
             export_batches: counter(r, "durable_exporter_export_batches_total", "OTLP export requests the collector accepted."),
             buffered: reg(
                 r,

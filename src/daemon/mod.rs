@@ -53,7 +53,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let config = Arc::new(config);
     let store = checkpoint::CheckpointStore::open(&config.checkpoint.dir)?;
     let counters = Arc::new(Counters::default());
-    let metrics = Arc::new(crate::metrics::Metrics::new(crate::metrics::NameLabel::Off));
+    let metrics = Arc::new(crate::metrics::Metrics::new(
+        config.metrics.operation_name_label.clone(),
+    ));
     let exporter_metrics = Arc::new(metrics::ExporterMetrics::new(metrics.registry(), &counters));
     let client = api::sdk_client(
         config.aws.region.as_deref(),
@@ -104,7 +106,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         metrics: metrics.clone(),
         exporter_metrics: exporter_metrics.clone(),
         started: std::time::Instant::now(),
-        ready_window: (config.poll.max_interval * 3).max(Duration::from_secs(60)),
+        ready_window: (config.poll.max_interval * 2).max(Duration::from_secs(60)),
         api: api.clone(),
         page_size: config.poll.page_size,
         include_execution_data: config.poll.include_execution_data,

@@ -535,6 +535,9 @@ impl Observer for ExecutionObserver<'_> {
                 m.step_attempts
                     .with_label_values(&[self.function, self.qualifier, a.outcome.as_str()])
                     .inc();
+                if a.number > 1 {
+                    m.step_retries.with_label_values(&fq).inc();
+                }
                 if a.outcome != AttemptOutcome::Interrupted {
                     let d = secs(a.end.millis() - a.start.millis());
                     m.observe(
@@ -548,7 +551,6 @@ impl Observer for ExecutionObserver<'_> {
                 }
             }
             Transition::BackoffEnded(_, b) => {
-                m.step_retries.with_label_values(&fq).inc();
                 let d = secs(b.end.millis() - b.start.millis());
                 m.observe(
                     &m.step_retry_backoff,

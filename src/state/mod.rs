@@ -1099,6 +1099,7 @@ impl Execution {
                     InvocationStatus::Failed
                 },
             };
+            self.info.invocations += 1;
             obs.observe(Transition::InvocationEnded(&invocation));
         }
 
