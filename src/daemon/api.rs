@@ -360,12 +360,9 @@ impl Api {
                 Err(_) => false,
             };
             if answered {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
                 self.counters
                     .last_answer_ms
-                    .store(now, std::sync::atomic::Ordering::Relaxed);
+                    .store(super::now_ms(), std::sync::atomic::Ordering::Relaxed);
             }
             let err = match sent {
                 Ok(v) => {

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::api::{Api, ApiError, Description, ErrorKind, Listed};
 use super::checkpoint::{CheckpointStore, Cursor, Forgotten, TrackingChanges};
 use super::exporter::{Ack, ExportJob};
+use super::now_ms;
 use crate::arn::{ExecutionArn, FunctionParts};
 use crate::config::Config;
 use crate::history::Event;
@@ -187,12 +188,6 @@ pub struct Coordinator {
     counters: Arc<CoordinatorCounters>,
     next_discovery: Instant,
     discovery_in_flight: bool,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Coordinator {

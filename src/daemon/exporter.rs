@@ -183,10 +183,9 @@ async fn send_with_retry(
                     .spans_exported
                     .fetch_add(spans.len() as u64, Ordering::Relaxed);
                 counters.batches.fetch_add(1, Ordering::Relaxed);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
-                counters.last_success_ms.store(now, Ordering::Relaxed);
+                counters
+                    .last_success_ms
+                    .store(super::now_ms().max(0) as u64, Ordering::Relaxed);
                 return true;
             }
             Err(e) => {

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::api::Api;
 use super::coordinator::{Command, CoordinatorCounters};
+use super::now_ms;
 use crate::arn::ExecutionArn;
 use crate::state::json::state_response;
 use crate::state::{Execution, FnObserver, FoldOptions, Transition};
@@ -234,12 +235,6 @@ async fn execution_state(
         next,
     ))
     .into_response()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {

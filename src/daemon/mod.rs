@@ -26,6 +26,13 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Config;
 use crate::export::OtlpTarget;
 
+/// Wall-clock milliseconds since the epoch (the shell's clock; the core has none).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// How long shutdown may take to flush spans and checkpoints (ECS waits 30 s by default).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
