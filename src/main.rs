@@ -46,6 +46,18 @@ enum Command {
     /// Run the daemon: poll tracked executions, export spans over OTLP, checkpoint on disk.
     /// Stops cleanly on SIGTERM or SIGINT.
     Run(RunArgs),
+    /// Exit 0 when the daemon's /healthz (or the given path) answers 200 within 2 s, else 1:
+    /// a container HEALTHCHECK that needs no shell or curl in the image.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(clap::Args)]
+struct HealthcheckArgs {
+    /// The daemon's address (its http.listen; 0.0.0.0 is asked as 127.0.0.1).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    addr: String,
+    #[arg(long, default_value = "/healthz")]
+    path: String,
 }
 
 #[derive(clap::Args)]
@@ -152,6 +164,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => run_convert(args),
         Command::CheckConfig(args) => run_check_config(&args),
         Command::Run(args) => run_daemon(&args),
+        Command::Healthcheck(args) => healthcheck(&args),
     }
 }
 
@@ -187,6 +200,45 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "cannot run");
             eprintln!("durable-exporter: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn healthcheck(args: &HealthcheckArgs) -> ExitCode {
+    use std::io::Read as _;
+    use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
+    let addr = args.addr.replace("0.0.0.0", "127.0.0.1");
+    let target: Option<SocketAddr> = addr.to_socket_addrs().ok().and_then(|mut a| a.next());
+    let Some(target) = target else {
+        eprintln!("durable-exporter: healthcheck: cannot resolve {addr}");
+        return ExitCode::FAILURE;
+    };
+    let timeout = Duration::from_secs(2);
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&target, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(timeout))?;
+        write!(
+            s,
+            "GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+            args.path
+        )?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf)?;
+        Ok(buf)
+    })();
+    match answer {
+        Ok(text) if text.split(' ').nth(1) == Some("200") => ExitCode::SUCCESS,
+        Ok(text) => {
+            eprintln!(
+                "durable-exporter: healthcheck: {}",
+                text.lines().next().unwrap_or("no answer")
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("durable-exporter: healthcheck: {target}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -528,3 +528,27 @@ async fn otlp_http_protobuf_export_works_too() {
     assert_exact(&expected(&execs), &got);
     assert!(d.terminate(Duration::from_secs(25)).await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_command_asks_the_running_daemon() {
+    let fake = FakeApi::start().await;
+    let receiver = common::otlp::grpc().await;
+    let s = setup(&fake, receiver.addr, &[], "");
+    let d = Daemon::start(&s, 1).await;
+    let check = |addr: String| {
+        std::process::Command::new(BIN)
+            .args(["healthcheck", "--addr", &addr])
+            .output()
+            .unwrap()
+    };
+    let up = check(s.http.to_string());
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(d.terminate(Duration::from_secs(25)).await.success());
+    let down = check(s.http.to_string());
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("healthcheck"));
+}
