@@ -116,7 +116,7 @@ pub struct FunctionTrack {
     pub qualifier: Option<String>,
     /// Execution statuses to list: RUNNING, SUCCEEDED, FAILED, TIMED_OUT, STOPPED.
     pub statuses: Vec<String>,
-    /// At first discovery, only executions started within this window are followed.
+    /// Every listing asks only for executions started within this window.
     pub lookback: Duration,
 }
 
