@@ -95,15 +95,20 @@ impl Exporter {
                 }
                 let metadata =
                     opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
-                (
-                    opentelemetry_otlp::SpanExporter::builder()
-                        .with_tonic()
-                        .with_endpoint(target.endpoint.clone())
-                        .with_timeout(target.timeout)
-                        .with_metadata(metadata)
-                        .build(),
-                    target.endpoint.clone(),
-                )
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(target.endpoint.clone())
+                    .with_timeout(target.timeout)
+                    .with_metadata(metadata);
+                if target.endpoint.starts_with("https://") {
+                    // TLS with the system's CA certificates (a collector behind a public CA or
+                    // one the host trusts).
+                    builder = builder.with_tls_config(
+                        opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new()
+                            .with_enabled_roots(),
+                    );
+                }
+                (builder.build(), target.endpoint.clone())
             }
             Protocol::HttpProtobuf => {
                 let url = http_traces_url(&target.endpoint);
@@ -151,6 +156,20 @@ impl Exporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_https_grpc_endpoint_gets_tls() {
+        let target = OtlpTarget {
+            endpoint: "https://collector.example:4317".into(),
+            protocol: Protocol::Grpc,
+            timeout: Duration::from_secs(1),
+            headers: HashMap::new(),
+        };
+        let resource = Resource { attributes: vec![] };
+        // Without TLS support the exporter refuses an https endpoint at build time.
+        let built = Exporter::new(&target, &resource);
+        assert!(built.is_ok(), "{:?}", built.err());
+    }
 
     #[test]
     fn http_urls() {
