@@ -185,15 +185,8 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return bad_input(e),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("durable-exporter: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
     };
     match rt.block_on(durable_exporter::daemon::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,6 +257,15 @@ async fn shutdown_signal() {
         _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
         _ = term => tracing::info!("SIGTERM: shutting down"),
     }
+}
+
+/// The async runtime, or a one-line error when the system refuses one.
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("durable-exporter: cannot start the async runtime: {e}"))
+        .ok()
 }
 
 /// Prints a one-line error and returns exit code 2.
@@ -370,15 +372,8 @@ fn run_convert(args: ConvertArgs) -> ExitCode {
 }
 
 fn send(target: &OtlpTarget, conversion: &durable_exporter::convert::Conversion) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("durable-exporter: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
     };
     let result = rt.block_on(async {
         let exporter = Exporter::new(target, &conversion.resource)?;

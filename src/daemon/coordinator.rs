@@ -741,8 +741,15 @@ impl Coordinator {
         let mut children: Vec<String> = Vec::new();
         let mut jobs: Vec<ExportJob> = Vec::new();
         let counters = self.counters.clone();
-        let count = events.len();
-        for (i, (e, page)) in events.into_iter().enumerate() {
+        let resource = t.resource.clone();
+        let job = |spans, through_event_id, marker: &Option<String>| ExportJob {
+            arn: arn.clone(),
+            resource: resource.clone(),
+            spans,
+            through_event_id,
+            marker: marker.clone(),
+        };
+        for (e, page) in events {
             if e.id <= t.read_through {
                 continue;
             }
@@ -785,25 +792,14 @@ impl Coordinator {
             });
             let mut all = (&mut *tracer, (&mut side, &mut measure));
             fold.apply(&e, &mut all);
-            if tracer.spans().len() >= max_batch || i + 1 == count {
-                jobs.push(ExportJob {
-                    arn: arn.clone(),
-                    resource: t.resource.clone(),
-                    spans: tracer.take_spans(),
-                    through_event_id: t.read_through,
-                    marker: t.read_marker.clone(),
-                });
+            if tracer.spans().len() >= max_batch {
+                jobs.push(job(tracer.take_spans(), t.read_through, &t.read_marker));
             }
         }
-        // Events all skipped or replayed past the acknowledged position still move it.
-        if jobs.is_empty() && t.read_through > acked {
-            jobs.push(ExportJob {
-                arn: arn.clone(),
-                resource: t.resource.clone(),
-                spans: tracer.take_spans(),
-                through_event_id: t.read_through,
-                marker: t.read_marker.clone(),
-            });
+        // The rest, and the position itself (events that drew no span still move it).
+        let cut = jobs.last().map_or(acked, |j| j.through_event_id);
+        if t.read_through > cut {
+            jobs.push(job(tracer.take_spans(), t.read_through, &t.read_marker));
         }
         t.unacked_jobs += jobs.len();
         for job in jobs {
