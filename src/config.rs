@@ -131,6 +131,9 @@ pub struct PollConfig {
     pub page_size: u32,
     /// Ask the API for inputs and results (needed for payloads on spans).
     pub include_execution_data: bool,
+    /// Wait-aware scheduling and idle back-off (true); false reads every execution every
+    /// `interval` (for comparison: it costs many more API calls).
+    pub adaptive: bool,
 }
 
 /// Where spans go.
@@ -215,6 +218,7 @@ impl Default for PollConfig {
             max_interval: DEFAULT_MAX_POLL_INTERVAL,
             page_size: MAX_PAGE_SIZE,
             include_execution_data: false,
+            adaptive: true,
         }
     }
 }
@@ -413,6 +417,7 @@ const POLL_KEYS: &[&str] = &[
     "max_interval",
     "page_size",
     "include_execution_data",
+    "adaptive",
 ];
 const OTLP_KEYS: &[&str] = &[
     "enabled",
@@ -1106,6 +1111,9 @@ impl Loader<'_> {
         if let Some((k, v)) = s.take("include_execution_data") {
             c.poll.include_execution_data = self.boolean(&k, v)?;
         }
+        if let Some((k, v)) = s.take("adaptive") {
+            c.poll.adaptive = self.boolean(&k, v)?;
+        }
         if c.poll.max_interval < c.poll.interval {
             return Err(self.err(
                 "poll.max_interval",
@@ -1498,6 +1506,7 @@ poll:
   max_interval: 30s
   page_size: 50
   include_execution_data: true
+  adaptive: false
 otlp:
   enabled: false
   endpoint: https://collector.example.com:4318/v1/traces
@@ -1552,6 +1561,7 @@ metrics:
                 max_interval: Duration::from_secs(30),
                 page_size: 50,
                 include_execution_data: true,
+                adaptive: false,
             },
             otlp: OtlpConfig {
                 enabled: false,

@@ -46,9 +46,157 @@ enum Command {
     /// Run the daemon: poll tracked executions, export spans over OTLP, checkpoint on disk.
     /// Stops cleanly on SIGTERM or SIGINT.
     Run(RunArgs),
+    /// The product in one command, no AWS account needed: a simulated Lambda durable API with
+    /// generated executions, and the daemon reading it (metrics on --listen, spans over OTLP when
+    /// OTEL_EXPORTER_OTLP_ENDPOINT is set, else to --spans-file), with a live summary.
+    Demo(DemoArgs),
+    /// Serve a simulated Lambda durable-execution API on 127.0.0.1 (history, GetDurableExecution,
+    /// ListDurableExecutionsByFunction, callbacks) for generated executions, with fault injection.
+    Simulate(SimulateArgs),
     /// Exit 0 when the daemon's /healthz (or the given path) answers 200 within 2 s, else 1:
     /// a container HEALTHCHECK that needs no shell or curl in the image.
     Healthcheck(HealthcheckArgs),
+}
+
+/// The simulated executions and faults (`simulate` and `demo`).
+#[derive(clap::Args)]
+struct SimArgs {
+    /// Executions running at the start [simulate: 1000, demo: 40].
+    #[arg(long)]
+    executions: Option<usize>,
+    /// How far back the initial executions started [simulate: 60s, demo: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    spread: Option<Duration>,
+    /// New executions per minute [simulate: 0, demo: 30].
+    #[arg(long)]
+    arrivals_per_minute: Option<f64>,
+    /// No more executions than this in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_executions: usize,
+    /// Time compression: 60 makes an hour-long wait last a minute [simulate: 1, demo: 10].
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Every choice follows from it.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Function names (`name` or `name:qualifier`), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = durable_exporter::sim::DEFAULT_FUNCTIONS.map(String::from))]
+    functions: Vec<String>,
+    #[arg(long, default_value_t = 4)]
+    min_operations: usize,
+    #[arg(long, default_value_t = 40)]
+    max_operations: usize,
+    /// Percent of executions stopped by an operator.
+    #[arg(long, default_value_t = 3)]
+    stopped_percent: u8,
+    /// Percent of executions that time out.
+    #[arg(long, default_value_t = 3)]
+    timed_out_percent: u8,
+    /// Markers expire after this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+    marker_ttl: Duration,
+    /// Share of requests answered 429 (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    throttle_rate: f64,
+    /// Share of requests answered 500 (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Share of requests with a Marker answered "expired" (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    expired_marker_rate: f64,
+    /// Added to every answer.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
+    latency: Duration,
+    /// A request-rate quota in requests per second; above it, 429.
+    #[arg(long)]
+    rate_limit: Option<f64>,
+}
+
+impl SimArgs {
+    /// The spec and faults, with the command's defaults for what was not given.
+    fn resolve(
+        &self,
+        executions: usize,
+        spread: Duration,
+        arrivals_per_minute: f64,
+        speed: f64,
+    ) -> Result<
+        (
+            durable_exporter::sim::SimSpec,
+            durable_exporter::sim::server::Faults,
+        ),
+        String,
+    > {
+        for (name, v) in [
+            ("--throttle-rate", self.throttle_rate),
+            ("--error-rate", self.error_rate),
+            ("--expired-marker-rate", self.expired_marker_rate),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} must be between 0 and 1 (got {v})"));
+            }
+        }
+        if self.rate_limit.is_some_and(|r| !r.is_finite() || r <= 0.0) {
+            return Err("--rate-limit must be above 0".into());
+        }
+        let spec = durable_exporter::sim::SimSpec {
+            seed: self.seed,
+            executions: self.executions.unwrap_or(executions),
+            spread: self.spread.unwrap_or(spread),
+            arrivals_per_minute: self.arrivals_per_minute.unwrap_or(arrivals_per_minute),
+            max_executions: self.max_executions,
+            speed: self.speed.unwrap_or(speed),
+            functions: self.functions.clone(),
+            min_operations: self.min_operations,
+            max_operations: self.max_operations,
+            stopped_percent: self.stopped_percent,
+            timed_out_percent: self.timed_out_percent,
+            marker_ttl: self.marker_ttl,
+            ..Default::default()
+        };
+        spec.validate().map_err(|e| e.to_string())?;
+        let faults = durable_exporter::sim::server::Faults {
+            throttle_probability: self.throttle_rate,
+            server_error_probability: self.error_rate,
+            latency: self.latency,
+            expired_marker_probability: self.expired_marker_rate,
+            rate_limit: self.rate_limit,
+        };
+        Ok((spec, faults))
+    }
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Where to serve the API (127.0.0.1:0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    listen: std::net::SocketAddr,
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Stop after this long (default: at Ctrl-C).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Where the daemon serves /metrics, /healthz and its API.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    listen: std::net::SocketAddr,
+    /// Spans are appended here as OTLP/JSON lines when no OTLP endpoint is set.
+    #[arg(long, default_value = "demo-spans.otlp.jsonl")]
+    spans_file: PathBuf,
+    /// Checkpoints (default: a new temporary directory, removed at the end).
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// A daemon config file whose otlp, trace, metrics and aws.max_requests_per_second apply.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// How often to print the summary line.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    summary_every: Duration,
+    #[command(flatten)]
+    sim: SimArgs,
 }
 
 #[derive(clap::Args)]
@@ -154,7 +302,7 @@ fn init_logs(format: LogFormat, default: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Run(_) => {
+        Command::Run(_) | Command::Simulate(_) => {
             "info,aws_config=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn"
         }
         _ => "warn",
@@ -165,6 +313,114 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => run_check_config(&args),
         Command::Run(args) => run_daemon(&args),
         Command::Healthcheck(args) => healthcheck(&args),
+        Command::Demo(args) => run_demo(args),
+        Command::Simulate(args) => run_simulate(&args),
+    }
+}
+
+fn run_simulate(args: &SimulateArgs) -> ExitCode {
+    let (spec, faults) = match args.sim.resolve(1000, Duration::from_secs(60), 0.0, 1.0) {
+        Ok(x) => x,
+        Err(e) => return bad_input(e),
+    };
+    let Some(rt) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
+    };
+    rt.block_on(async {
+        let started = std::time::Instant::now();
+        let now = durable_exporter::sim::server::now_ms();
+        let sim = match durable_exporter::sim::Simulation::new(spec, now) {
+            Ok(s) => s,
+            Err(e) => return bad_input(e),
+        };
+        let functions: Vec<String> = sim.functions().map(|(n, q)| format!("{n}:{q}")).collect();
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("durable-exporter: simulate: cannot listen on {}: {e}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (handle, task) =
+            match durable_exporter::sim::server::serve(listener, sim, faults, stop_rx).await {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("durable-exporter: simulate: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        let s = handle.summary();
+        println!(
+            "durable-exporter simulate: {} executions ({} running) of {} on {} (ready in {:.1}s)",
+            s.executions,
+            s.running,
+            functions.join(", "),
+            handle.endpoint_url(),
+            started.elapsed().as_secs_f64()
+        );
+        println!(
+            "  point the daemon at it: DURABLE_EXPORTER__AWS__ENDPOINT_URL={} with track.functions {:?}",
+            handle.endpoint_url(),
+            functions
+        );
+        println!("  stats: {}/sim/stats   pending callbacks: {}/sim/callbacks", handle.endpoint_url(), handle.endpoint_url());
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        let _ = task.await;
+        println!("durable-exporter simulate: served {} requests", handle.stats().total());
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_demo(args: DemoArgs) -> ExitCode {
+    let (spec, faults) = match args.sim.resolve(40, Duration::from_secs(10), 30.0, 10.0) {
+        Ok(x) => x,
+        Err(e) => return bad_input(e),
+    };
+    let config = match durable_exporter::config::Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return bad_input(e),
+    };
+    // Spans go over OTLP only when an endpoint was asked for; otherwise to the file.
+    let otlp = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "DURABLE_EXPORTER__OTLP__ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
+        || args.config.is_some() && config.otlp.enabled;
+    let opts = durable_exporter::demo::DemoOptions {
+        spec,
+        faults,
+        config,
+        duration: args.duration,
+        listen: args.listen,
+        spans_file: args.spans_file,
+        checkpoint_dir: args.checkpoint_dir,
+        summary_every: args.summary_every,
+        otlp,
+    };
+    let Some(rt) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
+    };
+    let result = rt.block_on(durable_exporter::demo::run(opts, shutdown_signal(), |l| {
+        println!("{l}");
+    }));
+    match result {
+        Ok(report) => {
+            if let Some((arn, tree)) = report.example {
+                println!(
+                    "\nOne of the finished executions, as `convert --format tree` draws it:\n{arn}\n{tree}"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("durable-exporter: demo: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -159,6 +159,7 @@ pub async fn sdk_client(
     region: Option<&str>,
     endpoint_url: Option<&str>,
     timeout: Duration,
+    credentials: Option<aws_sdk_lambda::config::Credentials>,
 ) -> aws_sdk_lambda::Client {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
@@ -178,6 +179,9 @@ pub async fn sdk_client(
     }
     if let Some(e) = endpoint_url {
         loader = loader.endpoint_url(e);
+    }
+    if let Some(c) = credentials {
+        loader = loader.credentials_provider(c);
     }
     let shared = loader.load().await;
     let mut conf =

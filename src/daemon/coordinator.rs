@@ -697,6 +697,9 @@ impl Coordinator {
         let Some(t) = self.tracked.get_mut(arn) else {
             return now + interval;
         };
+        if !self.config.poll.adaptive {
+            return now + interval;
+        }
         let Some((fold, _)) = &t.fold else {
             return now + interval;
         };

@@ -70,6 +70,9 @@ impl Default for ExportCounters {
 /// Where spans go.
 pub enum Sink {
     Otlp(OtlpTarget),
+    /// One OTLP/JSON `ExportTraceServiceRequest` per line and resource, as the OpenTelemetry
+    /// Collector's file exporter writes them (the demo without a collector).
+    JsonLines(std::io::BufWriter<std::fs::File>),
     /// OTLP disabled: spans are acknowledged without being sent.
     Discard,
 }
@@ -83,7 +86,7 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 pub async fn run(
     mut jobs: mpsc::UnboundedReceiver<ExportJob>,
     acks: mpsc::UnboundedSender<Ack>,
-    sink: Sink,
+    mut sink: Sink,
     max_batch_size: usize,
     counters: Arc<ExportCounters>,
     mut shutdown: watch::Receiver<bool>,
@@ -116,6 +119,12 @@ pub async fn run(
             }
         }
         let counts: Vec<usize> = batch.iter().map(|j| j.spans.len()).collect();
+        if let Sink::JsonLines(file) = &mut sink {
+            if let Err(e) = write_lines(file, &batch, &counters) {
+                tracing::error!(error = %e, "cannot write spans to the file; stopping the export");
+                return;
+            }
+        }
         if let Sink::Otlp(target) = &sink {
             // Group by resource, keeping production order within each resource.
             let mut groups: Vec<(String, Arc<Resource>, Vec<Span>)> = Vec::new();
@@ -163,6 +172,30 @@ pub async fn run(
             });
         }
     }
+}
+
+/// Appends each job's spans as one OTLP/JSON line and flushes.
+fn write_lines(
+    file: &mut std::io::BufWriter<std::fs::File>,
+    batch: &[ExportJob],
+    counters: &ExportCounters,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut spans = 0;
+    for j in batch.iter().filter(|j| !j.spans.is_empty()) {
+        file.write_all(crate::trace::otlp_json::to_string(&j.resource, &j.spans).as_bytes())?;
+        file.write_all(b"\n")?;
+        spans += j.spans.len();
+    }
+    file.flush()?;
+    counters
+        .spans_exported
+        .fetch_add(spans as u64, Ordering::Relaxed);
+    counters.batches.fetch_add(1, Ordering::Relaxed);
+    counters
+        .last_success_ms
+        .store(super::now_ms().max(0) as u64, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Sends until accepted; false when shutdown came while the collector kept refusing.

@@ -55,11 +55,31 @@ pub struct Counters {
     pub coordinator: Arc<coordinator::CoordinatorCounters>,
 }
 
+/// What a program embedding the daemon (the demo) changes about [`run`].
+#[derive(Default)]
+pub struct Embedding {
+    /// Spans are appended to this file as OTLP/JSON lines instead of going where `otlp` says.
+    pub spans_file: Option<std::fs::File>,
+    /// These credentials instead of the standard chain (a simulator checks none).
+    pub credentials: Option<aws_sdk_lambda::config::Credentials>,
+    /// The daemon's counters, shared with the embedding program.
+    pub counters: Option<Arc<Counters>>,
+}
+
 /// Runs until `shutdown` completes, then drains within [`SHUTDOWN_GRACE`].
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    run_embedded(config, Embedding::default(), shutdown).await
+}
+
+/// [`run`], with what an embedding program changes.
+pub async fn run_embedded(
+    config: Config,
+    embedding: Embedding,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
     let config = Arc::new(config);
     let store = checkpoint::CheckpointStore::open(&config.checkpoint.dir)?;
-    let counters = Arc::new(Counters::default());
+    let counters = embedding.counters.unwrap_or_default();
     let metrics = Arc::new(crate::metrics::Metrics::new(
         config.metrics.operation_name_label.clone(),
     ));
@@ -68,6 +88,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.aws.region.as_deref(),
         config.aws.endpoint_url.as_deref(),
         Duration::from_secs(30),
+        embedding.credentials,
     )
     .await;
     let limiter = Arc::new(limiter::RateLimiter::new(
@@ -83,10 +104,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })?;
     let local = listener.local_addr().ok();
 
+    let spans_to_file = embedding.spans_file.is_some();
     let (export_tx, export_rx) = mpsc::unbounded_channel();
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sink = if config.otlp.enabled {
+    let sink = if let Some(file) = embedding.spans_file {
+        exporter::Sink::JsonLines(std::io::BufWriter::new(file))
+    } else if config.otlp.enabled {
         exporter::Sink::Otlp(OtlpTarget {
             endpoint: config.otlp.endpoint.clone(),
             protocol: config.otlp.protocol,
@@ -139,7 +163,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     tracing::info!(
         listen = ?local,
-        otlp = if config.otlp.enabled { config.otlp.endpoint.as_str() } else { "disabled" },
+        otlp = if spans_to_file { "file" } else if !config.otlp.enabled { "disabled" } else { config.otlp.endpoint.as_str() },
         checkpoint_dir = %config.checkpoint.dir.display(),
         "durable-exporter running"
     );
