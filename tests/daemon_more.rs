@@ -498,11 +498,12 @@ async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
     )
     .await;
     let window_start = Instant::now();
-    // The next read of the wait-suspended execution is planned for the wait's end.
+    // The next read of the wait-suspended execution is planned for just after the wait's end
+    // (the daemon gives the service 1 s to resume it).
     let planned = v[&wait_arn].next_poll_in.expect("a next poll is planned");
     let until_end = (wait_end - now_ms()) as f64 / 1000.0;
     assert!(
-        (planned - until_end).abs() < 0.4,
+        (planned - (until_end + 1.0)).abs() < 0.4,
         "next poll in {planned:.2}s, the wait ends in {until_end:.2}s"
     );
 
@@ -553,12 +554,15 @@ async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
     // The rest appears; the daemon reads it at the wait's end, not before, and soon after.
     let revealed_at = Instant::now();
     fake.reveal_all(&wait_arn);
-    let deadline = instant_of(wait_end) + Duration::from_millis(100) + Duration::from_secs(1);
+    let deadline = instant_of(wait_end)
+        + Duration::from_secs(1)
+        + Duration::from_millis(100)
+        + Duration::from_secs(1);
     wait_for(
         &d,
         s.http,
         deadline.saturating_duration_since(Instant::now()),
-        "the rest read within poll.interval + 1 s of the wait's end",
+        "the rest read within the 1 s resume grace + poll.interval + 1 s of the wait's end",
         |v| {
             v.get(&wait_arn)
                 .is_some_and(|x| x.read == wait_events.len() as u64)

@@ -19,7 +19,7 @@ use super::exporter::{Ack, ExportJob};
 use super::now_ms;
 use crate::arn::{ExecutionArn, FunctionParts};
 use crate::config::Config;
-use crate::history::Event;
+use crate::history::{Event, EventDetails};
 use crate::state::{Details, Execution, FnObserver, FoldOptions, Transition};
 use crate::time::Timestamp;
 use crate::trace::ids::TraceHeader;
@@ -31,6 +31,9 @@ const MAX_PAGES_PER_POLL: usize = 1000;
 const SPANS_PER_EVENT: usize = 2;
 /// How often finished executions are checked against `checkpoint.retention`.
 const RETENTION_SWEEP: Duration = Duration::from_secs(60);
+/// The service resumes an execution a moment after its wait ended or its retry came due (the
+/// timer fires, then the function is invoked and checkpoints): the read comes this long after.
+const RESUME_GRACE: Duration = Duration::from_secs(1);
 
 /// Where a tracked execution came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +142,11 @@ struct Tracked {
     in_flight: bool,
     due: Option<Instant>,
     idle_interval: Duration,
+    /// Reads since a wait's end or a retry's due time passed that found nothing yet.
+    overdue_reads: u32,
+    /// Why the next read was scheduled when it was (for the debug log of reads that found
+    /// nothing).
+    next_reason: &'static str,
     last_read: Option<Instant>,
     last_error: Option<String>,
     /// Spans handed to the exporter and not acknowledged yet.
@@ -147,7 +155,23 @@ struct Tracked {
     reserved: usize,
     /// The `function` and `qualifier` metric labels.
     labels: (String, String),
+    /// A ChainedInvokeStarted held back because it named no child execution yet: its EventId
+    /// and how many reads held it (see `CHAINED_INVOKE_HOLD_READS`).
+    held: Option<(u64, u32)>,
+    /// The highest EventId any read brought (held-back events are read again).
+    fetched_through: u64,
 }
+
+/// How many reads a ChainedInvokeStarted without DurableExecutionArn is held back (with the
+/// events after it) while its operation has nothing more in the history. AWS's local emulator
+/// first serves the event without the child's ARN and adds it a moment later, when the child
+/// execution exists; read at once, the child would never be followed and the chained-invoke
+/// span would lack its link. A plain (not durable) target never gets one: after this many
+/// reads the event is taken as it is.
+const CHAINED_INVOKE_HOLD_READS: u32 = 3;
+/// How soon a held-back ChainedInvokeStarted is read again (the emulator fills the ARN in
+/// within about 100 ms; a plain target costs these few reads and this delay).
+const CHAINED_INVOKE_HOLD: Duration = Duration::from_millis(300);
 
 enum JobResult {
     Described(Arc<str>, Result<Description, ApiError>),
@@ -332,11 +356,15 @@ impl Coordinator {
             in_flight: false,
             due: None,
             idle_interval: self.config.poll.interval,
+            overdue_reads: 0,
+            next_reason: "first",
             last_read: None,
             last_error: None,
             unacked_jobs: 0,
             reserved: 0,
             labels: crate::metrics::function_labels(&arn, None),
+            held: None,
+            fetched_through: 0,
         };
         let mut t = t;
         t.labels = crate::metrics::function_labels(&arn, t.cursor.function_arn.as_deref());
@@ -656,7 +684,16 @@ impl Coordinator {
         if o.error.is_none() || new_events {
             self.counters.polls.fetch_add(1, Ordering::Relaxed);
         }
-        if new_events {
+        // Events held back and read again are not new to the counters.
+        let fetched_through = o.events.iter().map(|(e, _)| e.id).max().unwrap_or(0);
+        let first_seen = match self.tracked.get_mut(&arn) {
+            Some(t) if fetched_through > t.fetched_through => {
+                t.fetched_through = fetched_through;
+                true
+            }
+            _ => false,
+        };
+        if first_seen {
             self.counters
                 .polls_with_new_events
                 .fetch_add(1, Ordering::Relaxed);
@@ -664,9 +701,7 @@ impl Coordinator {
                 .pages_with_new_events
                 .fetch_add(o.new_pages as u64, Ordering::Relaxed);
         }
-        if new_events {
-            self.apply(&arn, o.events, &o.markers);
-        }
+        let held = new_events && self.apply(&arn, o.events, &o.markers);
         let Some(t) = self.tracked.get(&arn) else {
             return;
         };
@@ -681,6 +716,9 @@ impl Coordinator {
         // Cut short by the buffer's room: go on as soon as there is room again.
         let next = if o.truncated && new_events {
             Instant::now()
+        } else if held {
+            // Read the held-back event again soon, whatever the fold waits for.
+            Instant::now() + CHAINED_INVOKE_HOLD
         } else {
             self.next_poll(&arn, new_events)
         };
@@ -688,8 +726,8 @@ impl Coordinator {
     }
 
     /// When to read again: at the interval while the execution runs; backing off while nothing
-    /// happens; at a wait's end or a retry's due time when that is all it waits for (never
-    /// later than `poll.max_interval`, since a callback can come at any moment).
+    /// happens; just after a wait's end or a retry's due time when that is all it waits for
+    /// (never later than `poll.max_interval`, since a callback can come at any moment).
     fn next_poll(&mut self, arn: &Arc<str>, new_events: bool) -> Instant {
         let interval = self.config.poll.interval;
         let max = self.config.poll.max_interval;
@@ -697,26 +735,38 @@ impl Coordinator {
         let Some(t) = self.tracked.get_mut(arn) else {
             return now + interval;
         };
-        if !self.config.poll.adaptive {
-            return now + interval;
-        }
-        let Some((fold, _)) = &t.fold else {
-            return now + interval;
-        };
         if new_events {
             t.idle_interval = interval;
+            t.overdue_reads = 0;
         } else {
             t.idle_interval = (t.idle_interval * 2).min(max);
+            tracing::debug!(execution = %arn, scheduled_as = t.next_reason, "read found nothing new");
         }
-        if !fold.is_suspended() {
+        let Some((fold, _)) = &t.fold else {
+            t.next_reason = "describing";
+            return now + interval;
+        };
+        if !self.config.poll.adaptive || !fold.is_suspended() {
+            t.next_reason = "running";
             return now + interval;
         }
         let mut wait = t.idle_interval;
+        t.next_reason = "suspended";
         if let Some(at) = fold.next_change() {
-            let until = Duration::from_millis((at.millis() - now_ms()).max(0) as u64);
+            let until_ms = at.millis() - now_ms();
             if fold.waits_only_for_known_times() {
-                wait = until.max(Duration::from_millis(100));
+                wait = if until_ms > 0 {
+                    t.next_reason = "due";
+                    Duration::from_millis(until_ms as u64) + RESUME_GRACE
+                } else {
+                    // Due, and not resumed yet: soon again, backing off towards the interval.
+                    t.next_reason = "overdue";
+                    let w = RESUME_GRACE * 2u32.saturating_pow(t.overdue_reads.min(8));
+                    t.overdue_reads += 1;
+                    w.min(interval)
+                };
             } else {
+                let until = Duration::from_millis(until_ms.max(0) as u64);
                 wait = wait.min(until.max(interval));
             }
         }
@@ -724,8 +774,14 @@ impl Coordinator {
     }
 
     /// Folds new events. Spans go to the exporter in jobs of at most `otlp.max_batch_size`
-    /// (cut between events), each with the position it reaches and that page's marker.
-    fn apply(&mut self, arn: &Arc<str>, events: Vec<(Event, usize)>, markers: &[Option<String>]) {
+    /// (cut between events), each with the position it reaches and that page's marker. Returns
+    /// true when it held back a ChainedInvokeStarted (and what follows it) to read it again.
+    fn apply(
+        &mut self,
+        arn: &Arc<str>,
+        mut events: Vec<(Event, usize)>,
+        markers: &[Option<String>],
+    ) -> bool {
         let follow = self.config.track.follow_chained_invokes;
         let max_batch = self.config.otlp.max_batch_size.max(1);
         let options = {
@@ -733,6 +789,11 @@ impl Coordinator {
             self.trace_options(t.cursor.trace_header.as_deref())
         };
         let t = self.tracked.get_mut(arn).expect("tracked");
+        let hold = hold_from(&events, t.read_through, t.held);
+        t.held = hold;
+        if let Some((id, _)) = hold {
+            events.retain(|(e, _)| e.id < id);
+        }
         let (fold, tracer) = t.fold.get_or_insert_with(|| {
             let mut tracer = TraceBuilder::new(arn.clone(), options);
             if let Some(ms) = t.cursor.execution_start_ms {
@@ -821,6 +882,7 @@ impl Coordinator {
                 }
             }
         }
+        hold.is_some()
     }
 
     fn on_ack(&mut self, ack: Ack) {
@@ -1068,6 +1130,53 @@ impl Coordinator {
     }
 }
 
+/// The first new ChainedInvokeStarted that names no child execution while its operation (and
+/// the execution) has nothing after it in `events` and that was held fewer than
+/// `CHAINED_INVOKE_HOLD_READS` times: its EventId and how many reads held it now.
+fn hold_from(
+    events: &[(Event, usize)],
+    read_through: u64,
+    held: Option<(u64, u32)>,
+) -> Option<(u64, u32)> {
+    for (i, (e, _)) in events.iter().enumerate() {
+        if e.id <= read_through {
+            continue;
+        }
+        let (
+            EventDetails::ChainedInvokeStarted {
+                durable_execution_arn: None,
+                ..
+            },
+            Some(op),
+        ) = (&e.details, &e.operation)
+        else {
+            continue;
+        };
+        let settled = events[i + 1..].iter().any(|(later, _)| {
+            later.operation.as_ref().is_some_and(|o| o.id == op.id)
+                || matches!(
+                    later.details,
+                    EventDetails::ExecutionSucceeded { .. }
+                        | EventDetails::ExecutionFailed { .. }
+                        | EventDetails::ExecutionTimedOut { .. }
+                        | EventDetails::ExecutionStopped { .. }
+                )
+        });
+        if settled {
+            continue;
+        }
+        let reads = match held {
+            Some((id, n)) if id == e.id => n + 1,
+            _ => 1,
+        };
+        if reads <= CHAINED_INVOKE_HOLD_READS {
+            return Some((e.id, reads));
+        }
+        // Held long enough: taken as it is (a plain target); look further.
+    }
+    None
+}
+
 /// The child execution a ChainedInvokeStarted names, when following them.
 fn chained_child(t: Transition<'_>, follow: bool) -> Option<String> {
     match t {
@@ -1163,4 +1272,86 @@ async fn poll(
     }
     out.new_pages = pages;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::OperationRef;
+
+    fn ev(id: u64, op: &str, details: EventDetails) -> (Event, usize) {
+        let event = Event {
+            id,
+            timestamp: Timestamp::from_millis(1_000 * id as i64),
+            operation: (!op.is_empty()).then(|| OperationRef {
+                id: op.to_owned(),
+                ..OperationRef::default()
+            }),
+            details,
+        };
+        (event, 0)
+    }
+
+    fn invoke_started(id: u64, op: &str, child: Option<&str>) -> (Event, usize) {
+        ev(
+            id,
+            op,
+            EventDetails::ChainedInvokeStarted {
+                function_name: Some("target".into()),
+                tenant_id: None,
+                input: None,
+                executed_version: None,
+                durable_execution_arn: child.map(str::to_owned),
+            },
+        )
+    }
+
+    fn invocation_completed(id: u64) -> (Event, usize) {
+        ev(id, "", EventDetails::empty("InvocationCompleted"))
+    }
+
+    #[test]
+    fn a_chained_invoke_without_its_child_is_held_for_a_few_reads() {
+        let events = vec![
+            ev(1, "exec", EventDetails::empty("ExecutionStarted")),
+            invoke_started(2, "op", None),
+            invocation_completed(3),
+        ];
+        let mut held = None;
+        for reads in 1..=CHAINED_INVOKE_HOLD_READS {
+            held = hold_from(&events, 0, held);
+            assert_eq!(held, Some((2, reads)));
+        }
+        // A plain target: after that it is taken as it is.
+        assert_eq!(hold_from(&events, 0, held), None);
+    }
+
+    #[test]
+    fn nothing_is_held_once_the_child_is_named_or_the_invoke_moved_on() {
+        let named = vec![
+            invoke_started(2, "op", Some("child/1")),
+            invocation_completed(3),
+        ];
+        assert_eq!(hold_from(&named, 0, None), None);
+        let ended = vec![
+            invoke_started(2, "op", None),
+            invocation_completed(3),
+            ev(4, "op", EventDetails::empty("ChainedInvokeSucceeded")),
+        ];
+        assert_eq!(hold_from(&ended, 0, None), None);
+        let execution_ended = vec![
+            invoke_started(2, "op", None),
+            ev(3, "exec", EventDetails::empty("ExecutionTimedOut")),
+        ];
+        assert_eq!(hold_from(&execution_ended, 0, None), None);
+        // Already read: not considered again.
+        assert_eq!(hold_from(&[invoke_started(2, "op", None)], 2, None), None);
+    }
+
+    #[test]
+    fn a_later_invoke_is_held_when_the_first_was_held_long_enough() {
+        let events = vec![invoke_started(2, "a", None), invoke_started(3, "b", None)];
+        let first = Some((2, CHAINED_INVOKE_HOLD_READS));
+        assert_eq!(hold_from(&events, 0, first), Some((3, 1)));
+    }
 }

@@ -1,11 +1,13 @@
-//! One request budget for every API call: requests are spaced at least `1 / rate` apart, so
-//! no window of one second ever holds more than the configured rate. The rate adapts: throttling
-//! halves it (and honours Retry-After), each success adds back a twentieth of the ceiling
-//! (additive increase, multiplicative decrease).
+//! One request budget for every API call: requests leave one at a time, at least `1 / rate`
+//! apart measured from when the previous one really left (a timer that fires late never lets
+//! a backlog out in a burst), and never more than `rate` within any one second. The rate
+//! adapts: throttling halves it (and honours Retry-After), each success adds back a twentieth
+//! of the ceiling (additive increase, multiplicative decrease).
 //!
 //! Hand-written rather than `governor`: the rate must change at run time and a throttle must
 //! pause every caller until a given instant, neither of which governor's fixed quotas offer.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,13 +18,20 @@ pub struct RateLimiter {
     max_rate: f64,
     min_rate: f64,
     state: Mutex<State>,
+    /// Callers wait their turn here, first come first served; one sleeps at a time.
+    gate: tokio::sync::Mutex<()>,
 }
+
+/// The window no more than `rate` requests may share.
+const WINDOW: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct State {
     rate: f64,
     /// The earliest instant the next request may go.
     next: Instant,
+    /// When the requests of the last second left.
+    recent: VecDeque<Instant>,
     throttles: u64,
 }
 
@@ -40,21 +49,44 @@ impl RateLimiter {
             state: Mutex::new(State {
                 rate: max_rate,
                 next: Instant::now(),
+                recent: VecDeque::new(),
                 throttles: 0,
             }),
+            gate: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Waits for this caller's slot. Slots are handed out in call order.
+    /// Waits for this caller's turn. Callers go in call order.
     pub async fn acquire(&self) {
-        let at = {
-            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            let at = s.next.max(now);
-            s.next = at + Duration::from_secs_f64(1.0 / s.rate);
-            at
-        };
-        tokio::time::sleep_until(at).await;
+        let _turn = self.gate.lock().await;
+        loop {
+            let at = {
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                let cap = (s.rate.floor() as usize).max(1);
+                while s
+                    .recent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+                {
+                    s.recent.pop_front();
+                }
+                let window_free = if s.recent.len() >= cap {
+                    s.recent[s.recent.len() - cap] + WINDOW
+                } else {
+                    now
+                };
+                let at = s.next.max(window_free);
+                if at <= now {
+                    s.next = now + Duration::from_secs_f64(1.0 / s.rate);
+                    s.recent.push_back(now);
+                    return;
+                }
+                at
+            };
+            // A throttle may move `next` meanwhile: look again after the sleep.
+            tokio::time::sleep_until(at).await;
+        }
     }
 
     /// The service said slow down: halve the rate and hold every caller for `retry_after`.
