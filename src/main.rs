@@ -368,7 +368,7 @@ fn run_simulate(args: &SimulateArgs) -> ExitCode {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
         let _ = task.await;
-        println!("durable-exporter simulate: served {} requests", handle.stats().total());
+        println!("durable-exporter simulate: API requests served: {}", handle.stats().total());
         ExitCode::SUCCESS
     })
 }
