@@ -367,15 +367,10 @@ fn promtool(args: &[&str]) -> Option<std::process::Output> {
         .output()
     {
         Ok(out) => Some(out),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!(
-                "note: `{}` not found, skipping `promtool {}` (install Debian's prometheus package, see .ci/run)",
-                promtool_bin(),
-                args.join(" ")
-            );
+        Err(e) => {
+            assert!(tool_missing(&promtool_bin(), &e));
             None
         }
-        Err(e) => panic!("promtool: {e}"),
     }
 }
 
@@ -420,4 +415,118 @@ fn every_shipped_config_passes_check_config() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// docker-compose.yml.
+
+/// A tool the CI machine has (`.ci/run` installs it and sets DURABLE_EXPORTER_CI=1): there a
+/// missing tool fails the test; elsewhere the check is skipped with a note.
+fn tool_missing(tool: &str, e: &std::io::Error) -> bool {
+    if e.kind() != std::io::ErrorKind::NotFound {
+        panic!("{tool}: {e}");
+    }
+    assert!(
+        std::env::var_os("DURABLE_EXPORTER_CI").is_none(),
+        "`{tool}` is missing on the CI machine (.ci/run installs it)"
+    );
+    println!("note: `{tool}` not found, skipping it (see .ci/run)");
+    true
+}
+
+#[test]
+fn docker_compose_validates_and_wires_the_stack_together() {
+    let compose = root().join("deploy/docker-compose.yml");
+    match Command::new("docker-compose")
+        .args(["-f", compose.to_str().unwrap(), "config", "-q"])
+        .env_remove("EXPORTER_ARGS")
+        .env_remove("EXPORTER_CONFIG")
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "docker-compose config:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => assert!(tool_missing("docker-compose", &e)),
+    }
+
+    let c = parse_yaml(&compose);
+    let services = c["services"].as_object().expect("services");
+    for name in ["durable-exporter", "jaeger", "prometheus", "grafana"] {
+        assert!(services.contains_key(name), "service {name}");
+    }
+    // Every bind mount's source exists (relative to deploy/), as Compose resolves them.
+    for (name, s) in services {
+        for v in s["volumes"].as_array().into_iter().flatten() {
+            let v = v.as_str().unwrap();
+            let source = v.split(':').next().unwrap();
+            let source = source
+                .strip_prefix("${EXPORTER_CONFIG:-")
+                .map_or(source, |s| s.trim_end_matches('}'));
+            if source.starts_with('.') {
+                let path = root().join("deploy").join(source);
+                assert!(path.exists(), "{name}: {v}: {} is missing", path.display());
+            }
+        }
+    }
+    // Prometheus scrapes the exporter's service and port; Grafana's datasources and the
+    // exporter's OTLP endpoint name services that publish those ports.
+    let ports = |svc: &str| -> Vec<String> {
+        services[svc]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().rsplit(':').next().unwrap().to_owned())
+            .collect()
+    };
+    let prometheus = read(&root().join("deploy/prometheus/prometheus.yml"));
+    assert!(prometheus.contains("\"durable-exporter:9464\""));
+    assert!(ports("durable-exporter").contains(&"9464".to_owned()));
+    let datasources = read(&root().join("deploy/grafana/provisioning/datasources/datasources.yml"));
+    assert!(datasources.contains("url: http://prometheus:9090"));
+    assert!(ports("prometheus").contains(&"9090".to_owned()));
+    assert!(datasources.contains("url: http://jaeger:16686"));
+    assert!(ports("jaeger").contains(&"16686".to_owned()));
+    let env: Vec<&str> = services["durable-exporter"]["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4317"));
+    assert!(ports("jaeger").contains(&"4317".to_owned()));
+    let prometheus_flags = services["prometheus"]["command"].to_string();
+    assert!(prometheus_flags.contains("--enable-feature=exemplar-storage"));
+
+    // The exporter's default command is one the binary accepts: run it for a second, on a
+    // free port and a temporary checkpoint directory instead of the container's.
+    let command = services["durable-exporter"]["command"].as_str().unwrap();
+    let default = command
+        .strip_prefix("${EXPORTER_ARGS:-")
+        .and_then(|c| c.strip_suffix('}'))
+        .expect("the command defaults to demo");
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let args: Vec<String> = default
+        .split_whitespace()
+        .map(|a| match a {
+            "0.0.0.0:9464" => listen.clone(),
+            "/var/lib/durable-exporter" => dir.path().to_str().unwrap().to_owned(),
+            a => a.to_owned(),
+        })
+        .collect();
+    assert_eq!(args[0], "demo");
+    let out = Command::new(BIN)
+        .args(&args)
+        .args(["--duration", "2s", "--spans-file"])
+        .arg(dir.path().join("spans.jsonl"))
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{default}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
