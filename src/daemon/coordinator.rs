@@ -310,7 +310,7 @@ impl Coordinator {
         true
     }
 
-    fn insert(&mut self, cursor: Cursor, source: Source) {
+    fn insert(&mut self, mut cursor: Cursor, source: Source) {
         let arn: Arc<str> = Arc::from(cursor.arn.as_str());
         let finished = cursor.finished_at_ms.is_some();
         let phase = if finished {
@@ -327,6 +327,9 @@ impl Coordinator {
                 .filter(|f| f.last_event_id() == cursor.last_event_id && f.arn() == &*arn),
             _ => None,
         };
+        // Kept on disk only: in memory the live fold is the state (a JSON tree per execution
+        // would cost more than the fold itself).
+        cursor.fold = None;
         let (fold, read_through, read_marker) = match restored {
             Some(f) => {
                 let mut tracer = TraceBuilder::new(
@@ -901,7 +904,7 @@ impl Coordinator {
         t.cursor.marker = ack.marker;
         let quiescent = t.unacked_jobs == 0 && t.read_through == t.cursor.last_event_id;
         let finished = quiescent && t.fold.as_ref().is_some_and(|(f, _)| f.is_finished());
-        t.cursor.fold = match &t.fold {
+        let snapshot = match &t.fold {
             Some((f, _)) if quiescent && !finished => Some(f.snapshot()),
             _ => None,
         };
@@ -913,7 +916,11 @@ impl Coordinator {
             t.due = None;
             tracing::info!(arn = %ack.arn, status = fold.info().status.as_str(), "execution ended; stopped polling it");
         }
-        let cursor = t.cursor.clone();
+        // The snapshot goes to disk with the cursor; memory keeps the live fold only.
+        let cursor = Cursor {
+            fold: snapshot,
+            ..t.cursor.clone()
+        };
         self.persist(&cursor);
     }
 
