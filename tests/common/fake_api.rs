@@ -33,23 +33,12 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// Operation names, as the API spells them (and as the request log records them).
-pub const GET_HISTORY: &str = "GetDurableExecutionHistory";
-pub const GET_EXECUTION: &str = "GetDurableExecution";
-pub const LIST_BY_FUNCTION: &str = "ListDurableExecutionsByFunction";
+use durable_exporter::sim::wire::{self, Params, check_function, function_ref};
+/// Operation names, as the API spells them (and as the request log records them), and the
+/// API's limits: the simulator's (`durable_exporter::sim::wire`), which this fake shares.
+pub use durable_exporter::sim::wire::{GET_EXECUTION, GET_HISTORY, LIST_BY_FUNCTION};
 /// What the log records for a path no route matches.
 pub const UNKNOWN_OPERATION: &str = "UnknownOperation";
-
-/// MaxItems when absent or 0, as on the real service.
-pub const DEFAULT_MAX_ITEMS: usize = 100;
-/// MaxItems above this is a 400 InvalidParameterValueException.
-pub const MAX_ITEMS_LIMIT: usize = 1000;
-/// Longest durable execution ARN the API accepts.
-pub const MAX_ARN_LEN: usize = 2048;
-/// Longest FunctionName the API accepts.
-pub const MAX_FUNCTION_NAME_LEN: usize = 256;
-
-const EXECUTION_STATUSES: [&str; 5] = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"];
 
 // ---------------------------------------------------------------------------------------------
 // What tests put in.
@@ -688,6 +677,20 @@ impl Reply {
     }
 }
 
+/// The package's error answers (bad parameters) as this fake's.
+impl From<wire::Reply> for Reply {
+    fn from(r: wire::Reply) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(r.status).expect("a valid status"),
+            body: serde_json::from_str(&r.body).expect("the package writes JSON"),
+            headers: r
+                .error_type
+                .map(|t| vec![("x-amzn-errortype", t.to_owned())])
+                .unwrap_or_default(),
+        }
+    }
+}
+
 type SharedState = State<Arc<Shared>>;
 
 async fn history_route(State(s): SharedState, Path(arn): Path<String>, uri: Uri) -> Response {
@@ -789,12 +792,7 @@ impl ApiState {
     }
 
     fn execution(&self, arn: &str) -> Result<&FakeExecution, Reply> {
-        if arn.trim().is_empty()
-            || arn.len() > MAX_ARN_LEN
-            || arn.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(Reply::invalid("Invalid Durable Execution ARN"));
-        }
+        wire::check_arn(arn)?;
         self.index
             .get(arn)
             .map(|&i| &self.executions[i])
@@ -917,35 +915,15 @@ impl ApiState {
     }
 
     fn list(&mut self, function: &str, p: &Params<'_>, now: Instant) -> Result<Reply, Reply> {
-        if function.is_empty() || function.len() > MAX_FUNCTION_NAME_LEN {
-            return Err(Reply::invalid(format!(
-                "1 validation error detected: Value '{function}' at 'functionName' failed to \
-                 satisfy constraint: Member must have length between 1 and {MAX_FUNCTION_NAME_LEN}"
-            )));
-        }
-        let Some((name, arn_qualifier)) = function_ref(function) else {
-            return Err(Reply::invalid(format!("Invalid function name: {function}")));
-        };
+        let (name, arn_qualifier) = check_function(function)?;
         let qualifier = p
             .one("Qualifier")
             .map(str::to_owned)
             .or(arn_qualifier)
             .unwrap_or_else(|| "$LATEST".to_owned());
-        let mut statuses = Vec::new();
-        for v in p.all("Statuses") {
-            for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                if !EXECUTION_STATUSES.contains(&s) {
-                    return Err(Reply::invalid(format!(
-                        "1 validation error detected: Value '{s}' at 'statuses' failed to \
-                         satisfy constraint: Member must satisfy enum value set: \
-                         [RUNNING, SUCCEEDED, FAILED, TIMED_OUT, STOPPED]"
-                    )));
-                }
-                statuses.push(s);
-            }
-        }
-        let after = p.timestamp("StartedAfter")?;
-        let before = p.timestamp("StartedBefore")?;
+        let statuses = p.statuses()?;
+        let after = p.timestamp_micros("StartedAfter")?;
+        let before = p.timestamp_micros("StartedBefore")?;
         let name_filter = p.one("DurableExecutionName");
         let reverse = p.bool("ReverseOrder")?.unwrap_or(false);
         let max = p.max_items()?;
@@ -1111,24 +1089,6 @@ impl ExecutionArnParts {
     }
 }
 
-/// A function name, partial ARN (`ACCOUNT:function:NAME`) or ARN, optionally qualified:
-/// (name, qualifier).
-fn function_ref(s: &str) -> Option<(String, Option<String>)> {
-    let segments: Vec<&str> = s.split(':').collect();
-    let (name, qualifier) = match segments.iter().position(|&x| x == "function") {
-        Some(i) => (*segments.get(i + 1)?, segments.get(i + 2).copied()),
-        None => match segments.as_slice() {
-            [name] => (*name, None),
-            [name, qualifier] => (*name, Some(*qualifier)),
-            _ => return None,
-        },
-    };
-    if name.is_empty() || qualifier.is_some_and(str::is_empty) {
-        return None;
-    }
-    Some((name.to_owned(), qualifier.map(str::to_owned)))
-}
-
 /// The execution's function name and the qualifier it ran under: from a real-form execution
 /// ARN, else from FunctionArn, else Version.
 fn exec_function(x: &FakeExecution) -> (Option<String>, String) {
@@ -1149,78 +1109,4 @@ fn exec_function(x: &FakeExecution) -> (Option<String>, String) {
         }
     });
     (name, qualifier)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Query parameters.
-
-struct Params<'a>(&'a [(String, String)]);
-
-impl Params<'_> {
-    fn one(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// `true` / `false` (any case), as the SDK writes booleans.
-    fn bool(&self, name: &str) -> Result<Option<bool>, Reply> {
-        match self.one(name) {
-            None => Ok(None),
-            Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
-            Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            Some(v) => Err(Reply::invalid(format!(
-                "Invalid value '{v}' for {name}: expected true or false"
-            ))),
-        }
-    }
-
-    /// MaxItems: absent or 0 → the default; negative or above the limit → 400.
-    fn max_items(&self) -> Result<usize, Reply> {
-        let Some(v) = self.one("MaxItems") else {
-            return Ok(DEFAULT_MAX_ITEMS);
-        };
-        let n: i64 = v
-            .parse()
-            .map_err(|_| Reply::invalid(format!("Invalid value '{v}' for MaxItems")))?;
-        if n < 0 {
-            return Err(Reply::invalid(format!(
-                "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy \
-                 constraint: Member must have value greater than or equal to 0"
-            )));
-        }
-        if n as u64 > MAX_ITEMS_LIMIT as u64 {
-            return Err(Reply::invalid(format!(
-                "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy \
-                 constraint: Member must have value less than or equal to {MAX_ITEMS_LIMIT}"
-            )));
-        }
-        Ok(if n == 0 {
-            DEFAULT_MAX_ITEMS
-        } else {
-            n as usize
-        })
-    }
-
-    /// A timestamp in epoch microseconds: RFC 3339 (`2026-11-21T08:03:49.114Z`, what the SDK
-    /// sends) or epoch seconds.
-    fn timestamp(&self, name: &str) -> Result<Option<i64>, Reply> {
-        use aws_sdk_lambda::primitives::{DateTime, DateTimeFormat};
-        let Some(v) = self.one(name) else {
-            return Ok(None);
-        };
-        let secs = DateTime::from_str(v, DateTimeFormat::DateTime)
-            .map(|t| t.as_secs_f64())
-            .or_else(|_| v.parse::<f64>())
-            .map_err(|_| Reply::invalid(format!("Invalid timestamp '{v}' for {name}")))?;
-        Ok(Some((secs * 1e6).round() as i64))
-    }
 }
