@@ -888,7 +888,15 @@ impl Coordinator {
         hold.is_some()
     }
 
-    fn on_ack(&mut self, ack: Ack) {
+    fn on_ack(&mut self, mut ack: Ack) {
+        let persisted = ack.persisted.take();
+        self.record_ack(ack);
+        if let Some(p) = persisted {
+            let _ = p.send(());
+        }
+    }
+
+    fn record_ack(&mut self, ack: Ack) {
         self.buffered_spans = self.buffered_spans.saturating_sub(ack.spans);
         self.counters
             .buffered_spans

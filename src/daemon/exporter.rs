@@ -33,6 +33,9 @@ pub struct Ack {
     pub through_event_id: u64,
     pub marker: Option<String>,
     pub spans: usize,
+    /// On a batch's last ack: answered once the coordinator wrote the checkpoints the batch
+    /// moved. The next batch waits for it, so a crash repeats at most the batch in flight.
+    pub persisted: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 pub struct ExportCounters {
@@ -163,14 +166,20 @@ pub async fn run(
                 }
             }
         }
-        for (j, spans) in batch.into_iter().zip(counts) {
+        let (persisted, written) = tokio::sync::oneshot::channel();
+        let mut persisted = Some(persisted);
+        let last = batch.len().saturating_sub(1);
+        for (i, (j, spans)) in batch.into_iter().zip(counts).enumerate() {
             let _ = acks.send(Ack {
                 spans,
                 arn: j.arn,
                 through_event_id: j.through_event_id,
                 marker: j.marker,
+                persisted: if i == last { persisted.take() } else { None },
             });
         }
+        // An error means the coordinator is gone: nothing more will be written anyway.
+        let _ = written.await;
     }
 }
 

@@ -95,7 +95,7 @@ pub enum SimSpecError {
     Speed(f64),
     #[error("at least one function is needed")]
     NoFunctions,
-    #[error("function {0:?} is not a valid name or name:qualifier")]
+    #[error("function {0:?} is not a valid name or name:qualifier, or is listed twice")]
     Function(String),
     #[error("operations: min {0} must be between 1 and max {1}, max at most 3000")]
     Operations(usize, usize),
@@ -113,8 +113,19 @@ impl SimSpec {
         if self.functions.is_empty() {
             return Err(SimSpecError::NoFunctions);
         }
+        let mut names = std::collections::HashSet::new();
         for f in &self.functions {
-            if wire::function_ref(f).is_none() || f.contains("function") {
+            // A Lambda function name (letters, digits, `-`, `_`; at most 64), optionally with a
+            // qualifier (`$LATEST`, a version or an alias).
+            let word = |s: &str, max: usize| {
+                !s.is_empty()
+                    && s.len() <= max
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            };
+            let (name, qualifier) = f.split_once(':').unwrap_or((f, "$LATEST"));
+            let qualifier_ok = qualifier == "$LATEST" || word(qualifier, 128);
+            if !word(name, 64) || !qualifier_ok || !names.insert(name) {
                 return Err(SimSpecError::Function(f.clone()));
             }
         }

@@ -84,6 +84,20 @@ impl Draws {
     }
 }
 
+impl Shared {
+    fn stats(&self) -> ServedStats {
+        lock(&self.stats).served.clone()
+    }
+
+    /// The executions by status now (those due to have arrived included).
+    fn summary(&self) -> SimSummary {
+        let now = now_ms();
+        let mut sim = lock(&self.sim);
+        sim.advance(now);
+        sim.summary(now)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -113,14 +127,11 @@ impl SimHandle {
     }
 
     pub fn stats(&self) -> ServedStats {
-        lock(&self.shared.stats).served.clone()
+        self.shared.stats()
     }
 
     pub fn summary(&self) -> SimSummary {
-        let now = now_ms();
-        let mut sim = lock(&self.shared.sim);
-        sim.advance(now);
-        sim.summary(now)
+        self.shared.summary()
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -224,11 +235,7 @@ async fn callback_route(
 }
 
 async fn stats_route(State(s): St) -> Response {
-    let handle = SimHandle {
-        shared: s,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-    };
-    let body = serde_json::json!({ "executions": handle.summary(), "served": handle.stats() });
+    let body = serde_json::json!({ "executions": s.summary(), "served": s.stats() });
     json_response(StatusCode::OK, body.to_string())
 }
 

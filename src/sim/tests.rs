@@ -604,7 +604,29 @@ fn bad_specs_are_refused() {
             },
             SimSpecError::Function("a:".into()),
         ),
+        (
+            SimSpec {
+                functions: vec!["arn:aws:lambda:us-east-1:1:function:f".into()],
+                ..SimSpec::default()
+            },
+            SimSpecError::Function("arn:aws:lambda:us-east-1:1:function:f".into()),
+        ),
+        (
+            SimSpec {
+                functions: vec!["f".into(), "f:live".into()],
+                ..SimSpec::default()
+            },
+            SimSpecError::Function("f:live".into()),
+        ),
     ] {
         assert_eq!(Simulation::new(spec, T0).err(), Some(err));
+    }
+    // Names users give their functions are fine.
+    for f in ["my-function", "orders_v2", "payments:live", "x:7"] {
+        let spec = SimSpec {
+            functions: vec![f.into()],
+            ..SimSpec::default()
+        };
+        assert!(spec.validate().is_ok(), "{f}");
     }
 }
