@@ -20,7 +20,6 @@ use crate::config::{Config, FunctionTrack};
 use crate::convert::{Format, convert};
 use crate::daemon::{Counters, Embedding};
 use crate::sim::server::{Faults, SimHandle};
-use crate::sim::wire::Params;
 use crate::sim::{SimSpec, SimSummary, Simulation};
 
 /// What the demo runs.
@@ -101,7 +100,7 @@ pub async fn run(
     mut print: impl FnMut(&str),
 ) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
-    let sim = Simulation::new(opts.spec.clone(), crate::sim::server::now_ms())?;
+    let sim = Simulation::new(opts.spec.clone(), crate::daemon::now_ms())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(|e| DemoError::Io(format!("simulator: cannot listen on 127.0.0.1: {e}")))?;
@@ -245,28 +244,22 @@ type ExampleScore = (usize, std::cmp::Reverse<usize>);
 /// A finished execution showing many kinds of events in few lines, drawn as
 /// `convert --format tree` draws it.
 fn example(handle: &SimHandle) -> Option<(String, String)> {
-    let now = crate::sim::server::now_ms();
+    let now = crate::daemon::now_ms();
     handle.with_simulation(|s| {
         let mut best: Option<(ExampleScore, String, Vec<crate::history::Event>)> = None;
-        let params = [("MaxItems".to_owned(), "1000".to_owned())];
         for arn in s.arns() {
-            let r = s.get_execution(arn, &Params(&[]), now);
-            if !r.body.contains("\"Status\":\"SUCCEEDED\"") {
+            if s.status(arn, now) != Some("SUCCEEDED") {
                 continue;
             }
-            let page = s.history(arn, &Params(&params), now);
-            let Ok(parsed) = crate::history::json::parse_history(page.body.as_bytes()) else {
+            let Some(events) = s.visible_events(arn, now) else {
                 continue;
             };
-            let n = parsed.events.len();
-            let kinds: std::collections::HashSet<&str> = parsed
-                .events
-                .iter()
-                .map(|e| e.details.event_type())
-                .collect();
+            let n = events.len();
+            let kinds: std::collections::HashSet<&str> =
+                events.iter().map(|e| e.details.event_type()).collect();
             let score = (kinds.len(), std::cmp::Reverse(n));
             if n <= 80 && best.as_ref().is_none_or(|(b, _, _)| score > *b) {
-                best = Some((score, arn.to_owned(), parsed.events));
+                best = Some((score, arn.to_owned(), events));
             }
         }
         let (_, arn, events) = best?;

@@ -328,7 +328,7 @@ fn run_simulate(args: &SimulateArgs) -> ExitCode {
     };
     rt.block_on(async {
         let started = std::time::Instant::now();
-        let now = durable_exporter::sim::server::now_ms();
+        let now = durable_exporter::daemon::now_ms();
         let sim = match durable_exporter::sim::Simulation::new(spec, now) {
             Ok(s) => s,
             Err(e) => return bad_input(e),
@@ -418,7 +418,13 @@ fn run_demo(args: DemoArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("durable-exporter: demo: {e}");
+            let hint = match &e {
+                durable_exporter::demo::DemoError::Daemon(
+                    durable_exporter::daemon::DaemonError::Listen { .. },
+                ) => " (pick another address with --listen)",
+                _ => "",
+            };
+            eprintln!("durable-exporter: demo: {e}{hint}");
             ExitCode::FAILURE
         }
     }

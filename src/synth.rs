@@ -316,10 +316,10 @@ fn write_event(buf: &mut Vec<u8>, e: &Event) {
 
 /// splitmix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for test data.
 #[derive(Debug, Clone)]
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -328,7 +328,7 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (`n > 0`), by multiply-shift.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
@@ -349,7 +349,12 @@ impl Rng {
         &items[self.below(items.len() as u64) as usize]
     }
 
-    fn hex(&mut self, digits: usize) -> String {
+    /// Uniform in [0, 1).
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub(crate) fn hex(&mut self, digits: usize) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(digits);
         let mut word = 0u64;
@@ -364,7 +369,7 @@ impl Rng {
     }
 
     /// A version-4 UUID, as request ids and execution ids look.
-    fn uuid(&mut self) -> String {
+    pub(crate) fn uuid(&mut self) -> String {
         let h = self.hex(32);
         let variant = ['8', '9', 'a', 'b'][self.below(4) as usize];
         format!(

@@ -12,14 +12,13 @@ use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use durable_exporter::history::{Event, EventDetails};
 use durable_exporter::sim::server::{self, Faults, SimHandle};
-use durable_exporter::sim::wire::Params;
 use durable_exporter::sim::{SimSpec, Simulation};
 use tokio::sync::watch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
 
 async fn start(spec: SimSpec) -> (SimHandle, watch::Sender<bool>) {
-    let sim = Simulation::new(spec, server::now_ms()).unwrap();
+    let sim = Simulation::new(spec, durable_exporter::daemon::now_ms()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (tx, rx) = watch::channel(false);
     let (handle, _task) = server::serve(listener, sim, Faults::default(), rx)
@@ -66,19 +65,10 @@ async fn sdk_history(c: &Client, arn: &str, page: i32) -> (Vec<Event>, usize) {
     }
 }
 
-/// The same history from the model directly (one JSON page).
+/// The same history from the model directly.
 fn model_history(h: &SimHandle, arn: &str) -> Vec<Event> {
-    let body = h.with_simulation(|s| {
-        s.history(
-            arn,
-            &Params(&[("MaxItems".into(), "1000".into())]),
-            server::now_ms(),
-        )
-        .body
-    });
-    durable_exporter::history::json::parse_history(body.as_bytes())
-        .unwrap()
-        .events
+    h.with_simulation(|s| s.visible_events(arn, durable_exporter::daemon::now_ms()))
+        .expect("a simulated execution")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +153,7 @@ async fn callbacks_are_answered_through_the_sdk() {
     })
     .await;
     let c = client(&h).await;
-    let pending = h.with_simulation(|s| s.pending_callbacks(server::now_ms()));
+    let pending = h.with_simulation(|s| s.pending_callbacks(durable_exporter::daemon::now_ms()));
     assert!(pending.len() >= 2, "callbacks pending: {}", pending.len());
     let ok = c
         .send_durable_execution_callback_success()

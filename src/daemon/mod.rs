@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::export::OtlpTarget;
 
 /// Wall-clock milliseconds since the epoch (the shell's clock; the core has none).
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

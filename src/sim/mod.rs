@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::history::{ErrorInfo, Event, EventDetails, Payload};
-use crate::synth::{SynthSpec, to_wire_json};
+use crate::synth::{Rng, SynthSpec, to_wire_json};
 use crate::time::Timestamp;
 use markers::{MarkerCodec, MarkerError, MarkerScope};
 use wire::{Params, Reply};
@@ -254,37 +254,6 @@ pub struct Simulation {
     callbacks: HashMap<Box<str>, CallbackRef>,
 }
 
-/// splitmix64.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-struct Draws(u64);
-
-impl Draws {
-    fn next(&mut self) -> u64 {
-        self.0 = mix(self.0);
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n.max(1))) >> 64) as u64
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn hex(&mut self, digits: usize) -> String {
-        let mut s = String::with_capacity(digits);
-        while s.len() < digits {
-            s.push_str(&format!("{:016x}", self.next()));
-        }
-        s.truncate(digits);
-        s
-    }
-}
-
 impl Simulation {
     /// Creates the initial executions, as of `now_ms`.
     pub fn new(spec: SimSpec, now_ms: i64) -> Result<Self, SimSpecError> {
@@ -318,7 +287,8 @@ impl Simulation {
         let spread = sim.spec.spread.as_millis() as i64;
         let initial = sim.spec.executions.min(sim.spec.max_executions);
         for i in 0..initial {
-            let mut d = Draws(sim.spec.seed ^ mix(i as u64 ^ 0x5eed));
+            let mut d =
+                Rng(sim.spec.seed ^ (i as u64 ^ 0x5eed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let start = now_ms - d.below(spread.max(0) as u64 + 1) as i64;
             sim.create(start);
         }
@@ -349,6 +319,21 @@ impl Simulation {
             .map(|f| (f.name.as_str(), f.qualifier.as_str()))
     }
 
+    /// An execution's status now; None for an ARN the simulation does not have.
+    pub fn status(&self, arn: &str, now_ms: i64) -> Option<&'static str> {
+        let &i = self.by_arn.get(arn)?;
+        Some(self.executions[i as usize].status(now_ms))
+    }
+
+    /// The events of an execution visible now, what reading its whole history returns.
+    pub fn visible_events(&self, arn: &str, now_ms: i64) -> Option<Vec<Event>> {
+        let &i = self.by_arn.get(arn)?;
+        let x = &self.executions[i as usize];
+        let mut events = self.events(x);
+        events.truncate(x.visible(now_ms));
+        Some(events)
+    }
+
     /// Starts the executions whose arrival time has come.
     pub fn advance(&mut self, now_ms: i64) {
         if self.spec.arrivals_per_minute <= 0.0 {
@@ -368,27 +353,14 @@ impl Simulation {
 
     fn create(&mut self, start_ms: i64) {
         let index = self.executions.len() as u32;
-        let mut d = Draws(mix(
-            self.spec.seed.wrapping_mul(0x1000_0000_01b3) ^ u64::from(index)
-        ));
-        let seed = d.next();
+        let mut d = Rng(self.spec.seed.wrapping_mul(0x1000_0000_01b3) ^ u64::from(index));
+        let seed = d.next_u64();
         let span = (self.spec.max_operations - self.spec.min_operations) as u64 + 1;
         let operations = self.spec.min_operations + d.below(span) as usize;
         let function = d.below(self.functions.len() as u64) as u32;
         let f = &self.functions[function as usize];
         let name = format!("{}-{}", f.name, d.hex(8));
-        let id = {
-            let h = d.hex(32);
-            format!(
-                "{}-{}-4{}-{}{}-{}",
-                &h[0..8],
-                &h[8..12],
-                &h[13..16],
-                ['8', '9', 'a', 'b'][(d.below(4)) as usize],
-                &h[17..20],
-                &h[20..32]
-            )
-        };
+        let id = d.uuid();
         let arn = format!("{}:{}/durable-execution/{name}/{id}", f.arn, f.qualifier);
         let trace_header = f.traced.then(|| {
             format!(

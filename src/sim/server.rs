@@ -23,6 +23,8 @@ use tokio::sync::watch;
 
 use super::wire::{self, Params, Reply};
 use super::{CallbackAnswer, SimSummary, Simulation};
+use crate::daemon::now_ms;
+use crate::synth::Rng;
 
 /// Faults to inject, each drawn per request from a seeded generator.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,7 +65,7 @@ impl ServedStats {
 
 struct Shared {
     sim: Mutex<Simulation>,
-    faults: Mutex<(Faults, Draws)>,
+    faults: Mutex<(Faults, Rng)>,
     stats: Mutex<Counters>,
 }
 
@@ -73,15 +75,6 @@ struct Counters {
     window: VecDeque<Instant>,
     /// Token bucket for the quota: (tokens, last refill).
     bucket: Option<(f64, Instant)>,
-}
-
-struct Draws(u64);
-
-impl Draws {
-    fn unit(&mut self) -> f64 {
-        self.0 = super::mix(self.0);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 impl Shared {
@@ -100,13 +93,6 @@ impl Shared {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Wall-clock milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A running simulator.
@@ -155,7 +141,7 @@ pub async fn serve(
     let seed = sim.spec().seed;
     let shared = Arc::new(Shared {
         sim: Mutex::new(sim),
-        faults: Mutex::new((faults, Draws(seed ^ 0xfa17))),
+        faults: Mutex::new((faults, Rng(seed ^ 0xfa17))),
         stats: Mutex::new(Counters::default()),
     });
     let app = Router::new()
