@@ -27,7 +27,7 @@ use std::time::Duration;
 use ::config::{Value, ValueKind};
 
 use crate::arn::{ExecutionArn, FunctionParts};
-use crate::export::Protocol;
+use crate::otlp::Protocol;
 use crate::trace::DEFAULT_MAX_ATTRIBUTE_LENGTH;
 use crate::trace::ids::IdScheme;
 

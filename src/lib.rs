@@ -3,16 +3,16 @@
 //!
 //! The core is pure and synchronous: [`history`] (events as our types) → [`state`] (the fold
 //! into operations, with transitions) → [`trace`] (spans). [`convert`] drives it for a saved
-//! history; [`export`] is the shell that sends spans over OTLP.
+//! history; [`otlp`] is the shell's OTLP client that sends spans to a collector.
 
 pub mod arn;
 pub mod config;
 pub mod convert;
 pub mod daemon;
 pub mod demo;
-pub mod export;
 pub mod history;
 pub mod metrics;
+pub mod otlp;
 pub mod sim;
 pub mod state;
 pub mod synth;

@@ -1,7 +1,7 @@
 //! The `durable-exporter` command line.
 //!
-//! Exit codes: 0 success; 1 a runtime failure (the collector refused spans); 2 bad input or bad
-//! arguments (one line on stderr naming the input and the position).
+//! Exit codes: 0 success; 1 a runtime failure (the collector refused or rejected spans, or did not
+//! answer); 2 bad input or bad arguments (one line on stderr naming the input and the position).
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -12,8 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use durable_exporter::arn::ExecutionArn;
 use durable_exporter::convert::{Format, convert};
-use durable_exporter::export::{Exporter, OtlpTarget, Protocol};
 use durable_exporter::history::json::parse_history;
+use durable_exporter::otlp::{Compression, OtlpClient, OtlpTarget, OtlpTls, Protocol};
 use durable_exporter::trace::ids::{IdScheme, TraceHeader};
 use durable_exporter::trace::{DEFAULT_MAX_ATTRIBUTE_LENGTH, TraceOptions};
 
@@ -243,6 +243,12 @@ enum IdSchemeArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    None,
+    Gzip,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum ProtocolArg {
     Grpc,
     #[value(name = "http", alias = "http/protobuf")]
@@ -278,6 +284,11 @@ struct ConvertArgs {
     /// Seconds to wait for the collector.
     #[arg(long, default_value_t = 10)]
     otlp_timeout: u64,
+    /// Compress the request [default: OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION, else none].
+    /// TLS files for https:// endpoints come from OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE,
+    /// ..._CLIENT_CERTIFICATE and ..._CLIENT_KEY.
+    #[arg(long, value_enum)]
+    otlp_compression: Option<CompressionArg>,
     /// The history: a file of one or more GetDurableExecutionHistory responses, or - for stdin.
     #[arg(default_value = "-")]
     input: String,
@@ -592,6 +603,15 @@ fn run_convert(args: ConvertArgs) -> ExitCode {
     }
 
     if let Some(endpoint) = args.otlp_endpoint {
+        let env = |name: &str| std::env::var(name).ok();
+        let compression = match args.otlp_compression {
+            Some(CompressionArg::None) => Compression::None,
+            Some(CompressionArg::Gzip) => Compression::Gzip,
+            None => match Compression::from_env(env) {
+                Ok(c) => c.unwrap_or_default(),
+                Err(e) => return bad_input(e),
+            },
+        };
         let target = OtlpTarget {
             endpoint,
             protocol: match args.otlp_protocol {
@@ -600,6 +620,8 @@ fn run_convert(args: ConvertArgs) -> ExitCode {
             },
             timeout: Duration::from_secs(args.otlp_timeout),
             headers: Default::default(),
+            compression,
+            tls: OtlpTls::from_env(env),
         };
         return send(&target, &conversion);
     }
@@ -633,26 +655,44 @@ fn run_convert(args: ConvertArgs) -> ExitCode {
     }
 }
 
+/// Exit 0 when the collector took every span; 1 when it refused or rejected any (or did not
+/// answer); 2 when the target cannot be used (a bad endpoint or TLS file).
 fn send(target: &OtlpTarget, conversion: &durable_exporter::convert::Conversion) -> ExitCode {
     let Some(rt) = runtime(tokio::runtime::Builder::new_current_thread()) else {
         return ExitCode::FAILURE;
     };
     let result = rt.block_on(async {
-        let exporter = Exporter::new(target, &conversion.resource)?;
-        exporter.export(&conversion.spans).await?;
-        Ok::<_, durable_exporter::export::ExportError>(exporter.endpoint().to_owned())
+        let client = match OtlpClient::new(target) {
+            Ok(c) => c,
+            Err(e) => return Err(bad_input(e)),
+        };
+        match client.export(&conversion.resource, &conversion.spans).await {
+            Ok(outcome) => Ok((client.endpoint().to_owned(), outcome)),
+            Err(e) => {
+                eprintln!("durable-exporter: {e}");
+                Err(ExitCode::FAILURE)
+            }
+        }
     });
-    match result {
-        Ok(endpoint) => {
-            eprintln!(
-                "durable-exporter: sent {} spans to {endpoint}",
-                conversion.spans.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("durable-exporter: {e}");
-            ExitCode::FAILURE
-        }
+    let (endpoint, outcome) = match result {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let sent = conversion.spans.len();
+    let message = outcome.message.as_deref();
+    if outcome.rejected > 0 {
+        eprintln!(
+            "durable-exporter: the collector at {endpoint} rejected {} of {sent} spans: {}",
+            outcome.rejected,
+            message.unwrap_or("(no message)")
+        );
+        return ExitCode::FAILURE;
     }
+    if let Some(m) = message {
+        eprintln!(
+            "durable-exporter: the collector at {endpoint} accepted every span with a warning: {m}"
+        );
+    }
+    eprintln!("durable-exporter: sent {sent} spans to {endpoint}");
+    ExitCode::SUCCESS
 }

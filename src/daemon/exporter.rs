@@ -1,18 +1,19 @@
-//! The export stage: spans from every execution go out in batches through opentelemetry-otlp's
-//! `SpanExporter` (one per distinct resource), in the order they were produced. A job is
-//! acknowledged only after the collector accepted every span of it and of every job before it;
-//! only then may the execution's cursor move. A collector that is down is retried with
-//! back-off, forever: nothing is dropped (the coordinator stops polling while the buffer is
-//! full).
+//! The export stage: spans from every execution go out in batches through one
+//! [`OtlpClient`] (one request per distinct resource in a batch), in the order they were
+//! produced. A job is acknowledged only after the collector answered for every span of it and
+//! of every job before it; only then may the execution's cursor move. A collector that is down
+//! (or answers with a retryable error) is retried with back-off, forever: nothing is dropped
+//! (the coordinator stops polling while the buffer is full). Spans the collector answers as
+//! rejected (OTLP `partial_success`), or refuses with a non-retryable error, are counted as
+//! rejected, logged, and not sent again: sending them again would not change the answer.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::export::{Exporter, OtlpTarget};
+use crate::otlp::{ExportError, OtlpClient};
 use crate::trace::{Resource, Span};
 
 /// Spans of one execution produced by applying its events through `through_event_id`.
@@ -39,8 +40,13 @@ pub struct Ack {
 }
 
 pub struct ExportCounters {
+    /// Spans the collector accepted.
     pub spans_exported: AtomicU64,
-    /// Spans in export attempts that failed (each attempt counts; they are retried).
+    /// Spans the collector answered as rejected (OTLP `partial_success`) or refused with a
+    /// non-retryable error; not sent again.
+    pub spans_rejected: AtomicU64,
+    /// Spans in export attempts that failed with a retryable error (each attempt counts; they
+    /// are retried).
     pub export_failures: AtomicU64,
     pub batches: AtomicU64,
     /// Unix milliseconds of the last successful export (0: none yet).
@@ -53,6 +59,7 @@ impl Default for ExportCounters {
     fn default() -> Self {
         ExportCounters {
             spans_exported: AtomicU64::new(0),
+            spans_rejected: AtomicU64::new(0),
             export_failures: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             last_success_ms: AtomicU64::new(0),
@@ -72,7 +79,7 @@ impl Default for ExportCounters {
 
 /// Where spans go.
 pub enum Sink {
-    Otlp(OtlpTarget),
+    Otlp(OtlpClient),
     /// One OTLP/JSON `ExportTraceServiceRequest` per line and resource, as the OpenTelemetry
     /// Collector's file exporter writes them (the demo without a collector).
     JsonLines(std::io::BufWriter<std::fs::File>),
@@ -82,6 +89,8 @@ pub enum Sink {
 
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// The longest wait a collector's Retry-After (or gRPC RetryInfo) is honoured for.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 
 /// Runs until the job channel closes (then flushes what is queued) or, once `shutdown` is set,
 /// until the collector refuses a batch (unsent jobs stay unacknowledged: their events are read
@@ -94,7 +103,6 @@ pub async fn run(
     counters: Arc<ExportCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut exporters: HashMap<String, Exporter> = HashMap::new();
     let max_batch_size = max_batch_size.max(1);
     let mut held: Option<ExportJob> = None;
     loop {
@@ -128,7 +136,7 @@ pub async fn run(
                 return;
             }
         }
-        if let Sink::Otlp(target) = &sink {
+        if let Sink::Otlp(client) = &sink {
             // Group by resource, keeping production order within each resource.
             let mut groups: Vec<(String, Arc<Resource>, Vec<Span>)> = Vec::new();
             for j in &mut batch {
@@ -142,21 +150,9 @@ pub async fn run(
                     None => groups.push((key, j.resource.clone(), spans)),
                 }
             }
-            for (key, resource, spans) in groups {
-                if !exporters.contains_key(&key) {
-                    match Exporter::new(target, &resource) {
-                        Ok(e) => {
-                            exporters.insert(key.clone(), e);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot build the OTLP exporter");
-                            return;
-                        }
-                    }
-                }
-                let exporter = &exporters[&key];
+            for (_, resource, spans) in groups {
                 for chunk in spans.chunks(max_batch_size) {
-                    if !send_with_retry(exporter, chunk, &counters, &mut shutdown).await {
+                    if !send_with_retry(client, &resource, chunk, &counters, &mut shutdown).await {
                         tracing::warn!(
                             pending_jobs = counts.len(),
                             "shutting down with spans the collector has not accepted; they will be read and sent again after the restart"
@@ -207,9 +203,12 @@ fn write_lines(
     Ok(())
 }
 
-/// Sends until accepted; false when shutdown came while the collector kept refusing.
+/// Sends until the collector answered for the spans: accepted, rejected (partial success) or
+/// refused for good (a non-retryable error), each counted. False when shutdown came while the
+/// collector kept failing with retryable errors.
 async fn send_with_retry(
-    exporter: &Exporter,
+    client: &OtlpClient,
+    resource: &Resource,
     spans: &[Span],
     counters: &ExportCounters,
     shutdown: &mut watch::Receiver<bool>,
@@ -217,17 +216,43 @@ async fn send_with_retry(
     let mut wait = RETRY_MIN;
     loop {
         let started = std::time::Instant::now();
-        let result = exporter.export(spans).await;
+        let result = client.export(resource, spans).await;
         counters.latency.observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(()) => {
+            Ok(outcome) => {
+                // Never more than were sent, whatever the collector says.
+                let rejected = outcome.rejected.min(spans.len() as u64);
                 counters
                     .spans_exported
-                    .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                    .fetch_add(outcome.accepted as u64, Ordering::Relaxed);
+                counters
+                    .spans_rejected
+                    .fetch_add(rejected, Ordering::Relaxed);
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters
                     .last_success_ms
                     .store(super::now_ms().max(0) as u64, Ordering::Relaxed);
+                let message = outcome.message.as_deref().unwrap_or("");
+                if outcome.rejected > 0 {
+                    tracing::warn!(
+                        endpoint = client.endpoint(),
+                        rejected = outcome.rejected,
+                        spans = spans.len(),
+                        collector_message = message,
+                        "the collector rejected spans (OTLP partial success); they are not sent again"
+                    );
+                } else if !message.is_empty() {
+                    tracing::warn!(
+                        endpoint = client.endpoint(),
+                        spans = spans.len(),
+                        collector_message = message,
+                        "the collector accepted every span with a warning"
+                    );
+                }
+                return true;
+            }
+            Err(e) if !e.retryable() => {
+                refused(&e, spans.len(), counters);
                 return true;
             }
             Err(e) => {
@@ -237,13 +262,27 @@ async fn send_with_retry(
                 if *shutdown.borrow() {
                     return false;
                 }
-                tracing::warn!(error = %e, retry_in = ?wait, spans = spans.len(), "export failed; retrying");
+                let pause = e.retry_after().map_or(wait, |d| d.min(RETRY_AFTER_MAX));
+                tracing::warn!(error = %e, retry_in = ?pause, spans = spans.len(), "export failed; retrying");
                 tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = shutdown.changed() => {}
                 }
                 wait = (wait * 2).min(RETRY_MAX);
             }
         }
     }
+}
+
+/// The collector refused the spans for good: counted as rejected, logged, not sent again (the
+/// cursor moves on rather than waiting forever on data the collector will never take).
+fn refused(e: &ExportError, spans: usize, counters: &ExportCounters) {
+    counters
+        .spans_rejected
+        .fetch_add(spans as u64, Ordering::Relaxed);
+    tracing::error!(
+        error = %e,
+        spans,
+        "the collector refused the spans for good (a non-retryable answer); they are counted as rejected and not sent again"
+    );
 }

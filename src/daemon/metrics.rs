@@ -20,6 +20,7 @@ pub struct ExporterMetrics {
     polls: IntCounterVec,
     pages: IntCounter,
     spans_exported: IntCounter,
+    spans_rejected: IntCounter,
     export_failures: IntCounter,
     export_batches: IntCounter,
     buffered: IntGauge,
@@ -123,6 +124,7 @@ impl ExporterMetrics {
             ),
             pages: counter(r, "durable_exporter_history_pages_with_new_events_total", "History pages that brought new events."),
             spans_exported: counter(r, "durable_exporter_spans_exported_total", "Spans the OTLP collector accepted."),
+            spans_rejected: counter(r, "durable_exporter_spans_rejected_total", "Spans the collector answered as rejected (OTLP partial_success); not retried."),
             export_failures: counter(r, "durable_exporter_span_export_failures_total", "Spans in OTLP export attempts that failed (every attempt counts; failed spans are retried, never dropped)."),
             export_batches: counter(r, "durable_exporter_export_batches_total", "OTLP export requests the collector accepted."),
             buffered: reg(
@@ -183,6 +185,10 @@ impl ExporterMetrics {
         catch_up(
             &self.spans_exported,
             ex.spans_exported.load(Ordering::Relaxed),
+        );
+        catch_up(
+            &self.spans_rejected,
+            ex.spans_rejected.load(Ordering::Relaxed),
         );
         catch_up(
             &self.export_failures,

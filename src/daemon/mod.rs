@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
-use crate::export::OtlpTarget;
+use crate::otlp::{Compression, ExportError, OtlpClient, OtlpTarget, OtlpTls};
 
 /// Wall-clock milliseconds since the epoch (the shell's clock; the core has none).
 pub fn now_ms() -> i64 {
@@ -45,6 +45,8 @@ pub enum DaemonError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("otlp: {0}")]
+    Otlp(#[from] ExportError),
 }
 
 /// Shared counters, for logs, the HTTP API and metrics.
@@ -79,6 +81,21 @@ pub async fn run_embedded(
 ) -> Result<(), DaemonError> {
     let config = Arc::new(config);
     let store = checkpoint::CheckpointStore::open(&config.checkpoint.dir)?;
+    // Built before anything runs: a bad endpoint, header or TLS file stops the start.
+    let otlp = if embedding.spans_file.is_none() && config.otlp.enabled {
+        Some(OtlpClient::new(&OtlpTarget {
+            endpoint: config.otlp.endpoint.clone(),
+            protocol: config.otlp.protocol,
+            timeout: config.otlp.timeout,
+            headers: config.otlp.headers.clone().into_iter().collect(),
+            // Not config keys (yet): plain requests, TLS with the system's CA certificates.
+            compression: Compression::None,
+            tls: OtlpTls::default(),
+        })?)
+    } else {
+        None
+    };
+
     let counters = embedding.counters.unwrap_or_default();
     let metrics = Arc::new(crate::metrics::Metrics::new(
         config.metrics.operation_name_label.clone(),
@@ -110,13 +127,8 @@ pub async fn run_embedded(
     let (stop_tx, stop_rx) = watch::channel(false);
     let sink = if let Some(file) = embedding.spans_file {
         exporter::Sink::JsonLines(std::io::BufWriter::new(file))
-    } else if config.otlp.enabled {
-        exporter::Sink::Otlp(OtlpTarget {
-            endpoint: config.otlp.endpoint.clone(),
-            protocol: config.otlp.protocol,
-            timeout: config.otlp.timeout,
-            headers: config.otlp.headers.clone().into_iter().collect(),
-        })
+    } else if let Some(client) = otlp {
+        exporter::Sink::Otlp(client)
     } else {
         exporter::Sink::Discard
     };

@@ -1,17 +1,13 @@
-//! Spans as OTLP protobuf messages (`opentelemetry-proto`) and as `opentelemetry_sdk` `SpanData`
-//! (what opentelemetry-otlp's `SpanExporter` sends).
+//! Spans as OTLP protobuf: [`encode_request`] writes the wire bytes straight from our spans (what
+//! the OTLP client sends); [`to_request`] builds `opentelemetry-proto`'s generated messages, the
+//! reference the direct encoding is tested against.
 
-use std::borrow::Cow;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use opentelemetry::trace as otel;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1 as pc;
 use opentelemetry_proto::tonic::resource::v1 as pr;
 use opentelemetry_proto::tonic::trace::v1 as pt;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use super::{KeyValue, Resource, SCOPE_NAME, SCOPE_VERSION, Span, StatusCode, Text, Value};
+use super::{KeyValue, Resource, SCOPE_NAME, SCOPE_VERSION, Span, StatusCode, Value};
 
 fn any_value(v: &Value) -> pc::AnyValue {
     use pc::any_value::Value as V;
@@ -103,98 +99,6 @@ fn to_proto_span(s: &Span) -> pt::Span {
                 StatusCode::Error => pt::status::StatusCode::Error,
             } as i32,
         }),
-    }
-}
-
-fn system_time(t: crate::time::Timestamp) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(t.unix_nanos())
-}
-
-fn otel_kv(a: &KeyValue) -> opentelemetry::KeyValue {
-    let v = match &a.value {
-        Value::Str(Text::Static(s)) => opentelemetry::Value::from(*s),
-        Value::Str(Text::Shared(s)) => opentelemetry::Value::from(s.clone()),
-        Value::Str(Text::Owned(s)) => opentelemetry::Value::from(s.clone()),
-        Value::Int(i) => opentelemetry::Value::I64(*i),
-        Value::Bool(b) => opentelemetry::Value::Bool(*b),
-        Value::Double(d) => opentelemetry::Value::F64(*d),
-    };
-    opentelemetry::KeyValue::new(a.key, v)
-}
-
-/// The OpenTelemetry resource for an exporter.
-pub fn to_sdk_resource(resource: &Resource) -> opentelemetry_sdk::Resource {
-    opentelemetry_sdk::Resource::builder_empty()
-        .with_attributes(resource.attributes.iter().map(otel_kv))
-        .build()
-}
-
-/// The span as the OpenTelemetry SDK's exporters take it.
-pub fn to_span_data(s: &Span) -> SpanData {
-    let sampled = otel::TraceFlags::SAMPLED;
-    let mut events = SpanEvents::default();
-    events.events = s
-        .events
-        .iter()
-        .map(|e| {
-            otel::Event::new(
-                e.name,
-                system_time(e.time),
-                e.attributes.iter().map(otel_kv).collect(),
-                0,
-            )
-        })
-        .collect();
-    let mut links = SpanLinks::default();
-    links.links = s
-        .links
-        .iter()
-        .map(|l| {
-            otel::Link::new(
-                otel::SpanContext::new(
-                    otel::TraceId::from_bytes(l.trace_id.0),
-                    otel::SpanId::from_bytes(l.span_id.0),
-                    sampled,
-                    true,
-                    otel::TraceState::default(),
-                ),
-                l.attributes.iter().map(otel_kv).collect(),
-                0,
-            )
-        })
-        .collect();
-    SpanData {
-        span_context: otel::SpanContext::new(
-            otel::TraceId::from_bytes(s.trace_id.0),
-            otel::SpanId::from_bytes(s.span_id.0),
-            sampled,
-            false,
-            otel::TraceState::default(),
-        ),
-        parent_span_id: s
-            .parent_span_id
-            .map(|p| otel::SpanId::from_bytes(p.0))
-            .unwrap_or(otel::SpanId::INVALID),
-        parent_span_is_remote: s.parent_is_remote,
-        span_kind: otel::SpanKind::Internal,
-        name: match &s.name {
-            Text::Static(n) => Cow::Borrowed(n),
-            other => Cow::Owned(other.to_string()),
-        },
-        start_time: system_time(s.start),
-        end_time: system_time(s.end),
-        attributes: s.attributes.iter().map(otel_kv).collect(),
-        dropped_attributes_count: 0,
-        events,
-        links,
-        status: match s.status {
-            StatusCode::Unset => otel::Status::Unset,
-            StatusCode::Ok => otel::Status::Ok,
-            StatusCode::Error => otel::Status::error(s.status_message.clone().unwrap_or_default()),
-        },
-        instrumentation_scope: opentelemetry::InstrumentationScope::builder(SCOPE_NAME)
-            .with_version(SCOPE_VERSION)
-            .build(),
     }
 }
 
@@ -435,7 +339,7 @@ mod tests {
     use crate::arn::ExecutionArn;
     use crate::synth::{SynthSpec, history};
     use crate::trace::ids::{SpanId, TraceHeader, TraceId};
-    use crate::trace::{Link, SpanEvent, TraceOptions};
+    use crate::trace::{Link, SpanEvent, Text, TraceOptions};
 
     fn same_bytes(resource: &Resource, spans: &[Span]) {
         let ours = encode_request(resource, spans);
