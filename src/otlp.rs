@@ -378,12 +378,24 @@ fn grpc_code_name(code: tonic::Code) -> &'static str {
 
 /// An error and its sources, each once: `client error (Connect): tcp connect error: ...`.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
+    with_sources(e.to_string(), e.source())
+}
+
+/// A status made here: its message and the causes (its Display is a debug dump).
+fn status_chain(status: &tonic::Status) -> String {
+    with_sources(status.message().to_owned(), status.source())
+}
+
+fn with_sources(
+    mut text: String,
+    mut source: Option<&(dyn std::error::Error + 'static)>,
+) -> String {
     while let Some(s) = source {
         let part = s.to_string();
         if !part.is_empty() && !text.contains(&part) {
-            text.push_str(": ");
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
             text.push_str(&part);
         }
         source = s.source();
@@ -755,7 +767,7 @@ impl OtlpClient {
             // A status made here (the connection failed or broke) carries its cause; one the
             // collector sent does not.
             Err(status) if status.source().is_some() => {
-                Err(self.transport_error(count, error_chain(&status)))
+                Err(self.transport_error(count, status_chain(&status)))
             }
             Err(status) => {
                 let retry_after = RpcStatus::decode(status.details())
