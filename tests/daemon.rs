@@ -552,3 +552,143 @@ async fn the_healthcheck_command_asks_the_running_daemon() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("healthcheck"));
 }
+
+/// A counter's value in the daemon's /metrics (text format); 0 when it has no series.
+async fn counter(addr: SocketAddr, name: &str) -> f64 {
+    let scrape = common::prometheus::http_get(addr, "/metrics", &[("Accept", "text/plain")])
+        .await
+        .expect("/metrics answers");
+    assert_eq!(scrape.status, 200, "{}", scrape.body);
+    scrape
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{}", scrape.body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_the_collector_rejects_are_counted_logged_and_not_sent_again() {
+    const MESSAGE: &str = "3 spans are older than the collector's retention";
+    let fake = FakeApi::start().await;
+    let receiver = common::otlp::grpc_with(common::otlp::Answer {
+        reject: Some((3, MESSAGE.into())),
+        ..Default::default()
+    })
+    .await;
+    let execs = executions(2, 40);
+    add_all_visible(&fake, &execs, 0);
+    for (a, _) in &execs {
+        fake.reveal_all(a);
+    }
+    let arns: Vec<String> = execs.iter().map(|(a, _)| a.clone()).collect();
+    let s = setup(&fake, receiver.addr, &arns, "");
+    let d = Daemon::start(&s, 1).await;
+    // Rejections do not hold the cursors back.
+    wait_for(
+        &d,
+        s.http,
+        Duration::from_secs(20),
+        "every execution to end",
+        all_finished(&execs),
+    )
+    .await;
+    // Every span reached the collector once: the rejected ones were not sent again.
+    let (got, repeats) = received(&receiver);
+    assert_eq!(repeats, 0);
+    assert_exact(&expected(&execs), &got);
+    let rejected = receiver.rejected();
+    // Per request that had rejections: `rejected=N`, as the daemon should log them.
+    let mut per_request: Vec<String> = receiver
+        .meta()
+        .iter()
+        .filter(|m| m.rejected > 0)
+        .map(|m| format!("rejected={}", m.rejected))
+        .collect();
+    assert!(per_request.len() >= 2, "{per_request:?}");
+
+    assert_eq!(
+        counter(s.http, "durable_exporter_spans_rejected_total").await,
+        rejected as f64
+    );
+    assert_eq!(
+        counter(s.http, "durable_exporter_spans_exported_total").await,
+        (got.len() as u64 - rejected) as f64
+    );
+    assert_eq!(
+        counter(s.http, "durable_exporter_span_export_failures_total").await,
+        0.0
+    );
+    let logs = d.logs();
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("OTLP partial success"))
+        .collect();
+    for w in &warnings {
+        assert!(w.contains(MESSAGE) && w.contains("spans="), "{w}");
+    }
+    let mut logged: Vec<String> = warnings
+        .iter()
+        .filter_map(|w| w.split(' ').find(|f| f.starts_with("rejected=")))
+        .map(str::to_owned)
+        .collect();
+    per_request.sort();
+    logged.sort();
+    assert_eq!(
+        logged, per_request,
+        "one WARN per request with rejections:\n{logs}"
+    );
+    assert!(d.terminate(Duration::from_secs(25)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_the_collector_refuses_for_good_are_counted_and_the_cursor_moves_on() {
+    const MESSAGE: &str = "the spans are malformed";
+    let fake = FakeApi::start().await;
+    let receiver = common::otlp::http_with(common::otlp::Answer {
+        http_status: Some((400, MESSAGE.into())),
+        ..Default::default()
+    })
+    .await;
+    let execs = executions(2, 30);
+    add_all_visible(&fake, &execs, 0);
+    for (a, _) in &execs {
+        fake.reveal_all(a);
+    }
+    let arns: Vec<String> = execs.iter().map(|(a, _)| a.clone()).collect();
+    let s = setup(
+        &fake,
+        receiver.addr,
+        &arns,
+        "otlp:\n  protocol: http/protobuf\n",
+    );
+    let d = Daemon::start(&s, 1).await;
+    wait_for(
+        &d,
+        s.http,
+        Duration::from_secs(20),
+        "every execution to end",
+        all_finished(&execs),
+    )
+    .await;
+    let spans = expected(&execs).len();
+    assert!(receiver.requests().is_empty());
+    // Each chunk was sent once, not retried.
+    let attempts = receiver.attempts();
+    assert!(attempts >= 2, "{attempts}");
+    assert_eq!(
+        counter(s.http, "durable_exporter_spans_rejected_total").await,
+        spans as f64
+    );
+    assert_eq!(
+        counter(s.http, "durable_exporter_spans_exported_total").await,
+        0.0
+    );
+    let logs = d.logs();
+    let errors: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("HTTP 400"))
+        .collect();
+    assert_eq!(errors.len(), attempts, "one per request:\n{logs}");
+    assert!(errors.iter().all(|l| l.contains(MESSAGE)), "{errors:?}");
+    assert!(d.terminate(Duration::from_secs(25)).await.success());
+}
