@@ -6,9 +6,10 @@
 //! - `bare_parse_value`: `serde_json::from_slice::<serde_json::Value>`, the floor any JSON reader
 //!   is measured against.
 //! - `pipeline`: page bytes to OTLP protobuf bytes: `parse_history` → `convert` (fold keeping
-//!   finished operations, as `convert` does, and spans) → `proto::encode_request`.
+//!   finished operations, as `convert` does, and spans) → `proto::encode_request`, the bytes the
+//!   OTLP client (`durable_exporter::otlp`) sends.
 //! - `pipeline_via_prost_structs`: the same with `proto::to_request` + prost's `encode_to_vec`
-//!   (the same bytes, through the generated message types).
+//!   (the same bytes, through the generated message types; no longer a product path).
 //! - `stage_*`: the pipeline's stages alone, each from the previous stage's output prepared
 //!   outside the timing.
 //!
