@@ -880,3 +880,34 @@ fn a_30000_deep_parent_chain_converts_in_every_format() {
         "{metrics}"
     );
 }
+
+/// Two pages that overlap: an identical repeat is collapsed quietly, a copy with other contents
+/// is warned about by EventId, and the first copy read is what gets drawn.
+#[test]
+fn a_conflicting_copy_of_an_event_is_warned_about_and_the_first_copy_kept() {
+    let page: Value = serde_json::from_slice(&std::fs::read(history("waits")).unwrap()).unwrap();
+    let events = page["Events"].as_array().unwrap();
+    let mut conflicting = events[3].clone();
+    conflicting["EventTimestamp"] = (conflicting["EventTimestamp"].as_f64().unwrap() + 5.0).into();
+    let first = serde_json::json!({"Events": events[..5], "NextMarker": "5"});
+    let mut rest: Vec<Value> = vec![events[4].clone(), conflicting];
+    rest.extend_from_slice(&events[5..]);
+    let input = format!("{first}\n{}\n", serde_json::json!({"Events": rest}));
+    let arn = arn_of("waits");
+    let out = run(
+        &["convert", "--arn", &arn, "--format", "tree", "-"],
+        Some(input.as_bytes()),
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("conflicting_duplicate_event")
+            && warnings[0].contains(&format!("event_id={}", events[3]["EventId"]))
+            && warnings[0].contains("EventTimestamp"),
+        "{err}"
+    );
+    let tree = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(tree, convert("waits", "tree", &[]));
+}

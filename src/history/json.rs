@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{
-    ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails, after_epoch, nonempty,
-    nonzero,
+    Anomaly, ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails, after_epoch,
+    nonempty, nonzero,
 };
 use crate::time::Timestamp;
 
@@ -22,8 +22,11 @@ pub struct ParsedHistory {
     pub events: Vec<Event>,
     /// How many responses (pages) the input held.
     pub pages: usize,
-    /// Events dropped because their EventId was seen already (overlapping pages).
+    /// Identical copies of an event dropped (overlapping pages: harmless).
     pub duplicates: usize,
+    /// Copies of an EventId whose contents differ from the first copy read (which is kept): one
+    /// `ConflictingDuplicateEvent` anomaly each, for the shell to report.
+    pub conflicts: Vec<Anomaly>,
     /// The NextMarker of the last page, when it had one.
     pub next_marker: Option<String>,
 }
@@ -70,7 +73,9 @@ pub fn parse_history(bytes: &[u8]) -> Result<ParsedHistory, ParseError> {
             message: "no history in the input: expected {\"Events\": [...]}".into(),
         });
     }
-    out.duplicates = super::normalize(&mut out.events);
+    let found = super::normalize(&mut out.events);
+    out.duplicates = found.repeats;
+    out.conflicts = found.conflicts;
     Ok(out)
 }
 
@@ -580,7 +585,31 @@ mod tests {
             assert_eq!(h.events, one.events, "{f}");
             assert_eq!(h.pages, 2);
             assert_eq!(h.duplicates, 1);
+            assert!(h.conflicts.is_empty());
         }
+    }
+
+    #[test]
+    fn a_conflicting_copy_across_pages_is_reported_and_the_first_kept() {
+        let e2_failed = E2.replace("StepStarted", "StepFailed");
+        let h = parse_history(
+            format!(
+                "{}{}",
+                page(&[E1, E2], Some("2")),
+                page(&[&e2_failed, E3], None)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(h.events.len(), 3);
+        assert_eq!(h.events[1].details, EventDetails::StepStarted);
+        assert_eq!(h.duplicates, 0);
+        assert_eq!(h.conflicts.len(), 1);
+        assert_eq!(h.conflicts[0].event_id, 2);
+        assert_eq!(
+            h.conflicts[0].kind,
+            super::super::AnomalyKind::ConflictingDuplicateEvent
+        );
     }
 
     #[test]

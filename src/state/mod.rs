@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+pub use crate::history::{Anomaly, AnomalyKind};
 use crate::history::{ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails};
 use crate::time::Timestamp;
 
@@ -316,58 +317,6 @@ pub struct ExecutionInfo {
     /// Invocations completed so far (InvocationCompleted events).
     #[serde(default)]
     pub invocations: u32,
-}
-
-/// Something the history should not contain; drawn as well as possible and reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Anomaly {
-    pub event_id: u64,
-    pub kind: AnomalyKind,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AnomalyKind {
-    /// An EventType this version does not know (counted, never a failure).
-    UnknownEventType,
-    /// An event whose EventId was already applied (overlapping pages).
-    DuplicateEvent,
-    /// EventIds jumped: events are missing.
-    EventGap,
-    /// An operation event without an Id.
-    MissingOperationId,
-    /// An operation finished, or progressed, without a start.
-    NoStart,
-    /// A second start event for an operation already open.
-    RepeatedStart,
-    /// An event that does not fit the operation's type.
-    TypeMismatch,
-    /// An event for an operation that had already finished.
-    AfterFinish,
-    /// ParentId names an operation never seen.
-    UnknownParent,
-    /// An event after the execution's terminal event.
-    AfterTerminal,
-    /// No ExecutionStarted before other events.
-    NoExecutionStarted,
-}
-
-impl AnomalyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AnomalyKind::UnknownEventType => "unknown_event_type",
-            AnomalyKind::DuplicateEvent => "duplicate_event",
-            AnomalyKind::EventGap => "event_gap",
-            AnomalyKind::MissingOperationId => "missing_operation_id",
-            AnomalyKind::NoStart => "no_start",
-            AnomalyKind::RepeatedStart => "repeated_start",
-            AnomalyKind::TypeMismatch => "type_mismatch",
-            AnomalyKind::AfterFinish => "after_finish",
-            AnomalyKind::UnknownParent => "unknown_parent",
-            AnomalyKind::AfterTerminal => "after_terminal",
-            AnomalyKind::NoExecutionStarted => "no_execution_started",
-        }
-    }
 }
 
 /// What changed when one event was applied. Borrowed from the state: observers copy what they
