@@ -911,3 +911,45 @@ fn a_conflicting_copy_of_an_event_is_warned_about_and_the_first_copy_kept() {
     let tree = String::from_utf8(out.stdout).unwrap();
     assert_eq!(tree, convert("waits", "tree", &[]));
 }
+
+/// Times a span cannot carry (before 1970, after 2262) are kept and clamped in spans, as
+/// before, and now each affected event is warned about with its EventId and the value read.
+#[test]
+fn timestamps_out_of_range_are_warned_about_and_drawn_clamped() {
+    let history = r#"{"Events":[
+        {"EventType":"ExecutionStarted","EventId":1,"EventTimestamp":1795248229.0,"Id":"exec"},
+        {"EventType":"StepStarted","EventId":2,"EventTimestamp":-1e12,"Id":"early","Name":"early","SubType":"Step"},
+        {"EventType":"StepSucceeded","EventId":3,"EventTimestamp":1795248229.5,"Id":"early","Name":"early","SubType":"Step"},
+        {"EventType":"StepStarted","EventId":4,"EventTimestamp":1795248229.6,"Id":"late","Name":"late","SubType":"Step"},
+        {"EventType":"StepSucceeded","EventId":5,"EventTimestamp":2.5e14,"Id":"late","Name":"late","SubType":"Step"},
+        {"EventType":"ExecutionSucceeded","EventId":6,"EventTimestamp":2.5e14,"Id":"exec"}
+    ]}"#;
+    let arn = arn_of("waits");
+    let out = run(
+        &["convert", "--arn", &arn, "--format", "otlp-json", "-"],
+        Some(history.as_bytes()),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("timestamp_out_of_range"))
+        .collect();
+    assert_eq!(warned.len(), 3, "{err}");
+    for (line, (id, value)) in warned.iter().zip([
+        (2, "-1000000000000"),
+        (5, "250000000000000"),
+        (6, "250000000000000"),
+    ]) {
+        assert!(
+            line.contains(&format!("event_id={id}"))
+                && line.contains(&format!("EventTimestamp {value} (")),
+            "{line}"
+        );
+    }
+    let spans = spans(&String::from_utf8(out.stdout).unwrap());
+    let by = |n: &str| spans.iter().find(|s| s["name"] == n).unwrap();
+    assert_eq!(by("early")["startTimeUnixNano"], "0");
+    assert_eq!(by("late")["endTimeUnixNano"], i64::MAX.to_string());
+    assert_eq!(by("Workflow")["endTimeUnixNano"], i64::MAX.to_string());
+}

@@ -3,7 +3,9 @@
 //!
 //! Accepted input: one response `{"Events": [...], "NextMarker"?}`, a JSON array of responses,
 //! or several responses concatenated or newline-delimited. Timestamps are epoch-second numbers
-//! (wire) or ISO-8601 strings (CLI). Absent details are tolerated; unknown EventTypes are kept.
+//! (wire) or ISO-8601 strings (CLI), up to [`crate::time::MAX_EPOCH_SECONDS`] either way (beyond
+//! that, an error with the position); times a span cannot carry are kept as read, for the fold to
+//! report. Absent details are tolerated; unknown EventTypes are kept.
 
 use std::fmt;
 
@@ -11,8 +13,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{
-    Anomaly, ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails, after_epoch,
-    nonempty, nonzero,
+    Anomaly, ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails, nonempty,
+    nonzero, present_time,
 };
 use crate::time::Timestamp;
 
@@ -505,7 +507,7 @@ impl RawEvent {
                 let w = self.wait_started_details.unwrap_or_default();
                 D::WaitStarted {
                     duration_seconds: nonzero(w.duration),
-                    scheduled_end: after_epoch(w.scheduled_end_timestamp),
+                    scheduled_end: present_time(w.scheduled_end_timestamp),
                 }
             }
             "WaitSucceeded" => D::WaitSucceeded {
@@ -532,8 +534,8 @@ impl RawEvent {
             "InvocationCompleted" => {
                 let i = self.invocation_completed_details.unwrap_or_default();
                 D::InvocationCompleted {
-                    start: after_epoch(i.start_timestamp),
-                    end: after_epoch(i.end_timestamp),
+                    start: present_time(i.start_timestamp),
+                    end: present_time(i.end_timestamp),
                     request_id: nonempty(i.request_id),
                     error: i.error.map(Into::into),
                 }
@@ -625,6 +627,58 @@ mod tests {
         let cli = parse_history(cli.as_bytes()).unwrap();
         assert_eq!(cli.events, wire.events);
         assert_eq!(wire.events[0].timestamp, Timestamp(1_795_248_229_083));
+    }
+
+    #[test]
+    fn times_out_of_the_drawable_range_are_read_as_they_are() {
+        let h = parse_history(
+            page(
+                &[
+                    r#"{"EventType":"StepStarted","EventTimestamp":-1e12,"EventId":1,"Id":"s"}"#,
+                    r#"{"EventType":"StepStarted","EventTimestamp":2.5e14,"EventId":2,"Id":"t"}"#,
+                    r#"{"EventType":"StepStarted","EventTimestamp":"1900-01-01T00:00:00Z","EventId":3,"Id":"u"}"#,
+                    r#"{"EventType":"InvocationCompleted","EventTimestamp":4,"EventId":4,"InvocationCompletedDetails":{"StartTimestamp":-2,"EndTimestamp":0}}"#,
+                    r#"{"EventType":"WaitStarted","EventTimestamp":5,"EventId":5,"Id":"w","WaitStartedDetails":{"ScheduledEndTimestamp":"9999-12-31T23:59:59Z"}}"#,
+                ],
+                None,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let undrawable = |i: usize| -> Vec<(&str, i64)> {
+            h.events[i]
+                .undrawable_timestamps()
+                .map(|(f, t)| (f, t.millis()))
+                .collect()
+        };
+        assert_eq!(undrawable(0), [("EventTimestamp", -1_000_000_000_000_000)]);
+        assert_eq!(undrawable(1), [("EventTimestamp", 250_000_000_000_000_000)]);
+        assert_eq!(undrawable(2), [("EventTimestamp", -2_208_988_800_000)]);
+        // A details time before the epoch is kept; 0 stays "absent" (the SDK's placeholder).
+        assert_eq!(undrawable(3), [("StartTimestamp", -2000)]);
+        assert_eq!(
+            h.events[3].details,
+            EventDetails::InvocationCompleted {
+                start: Some(Timestamp(-2000)),
+                end: None,
+                request_id: None,
+                error: None
+            }
+        );
+        assert_eq!(
+            undrawable(4),
+            [("ScheduledEndTimestamp", 253_402_300_799_000)]
+        );
+        // Beyond 1e15 s (where milliseconds and their differences could overflow): refused.
+        let e = parse_history(
+            page(
+                &[r#"{"EventType":"StepStarted","EventTimestamp":-1.5e15,"EventId":1}"#],
+                None,
+            )
+            .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("out of range"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,31 @@ pub struct OperationRef {
     pub sub_type: Option<String>,
 }
 
+impl Event {
+    /// Every time the event carries, by the API's field name: EventTimestamp and the
+    /// timestamps in its details.
+    pub fn timestamps(&self) -> impl Iterator<Item = (&'static str, Timestamp)> {
+        let details: [Option<(&'static str, Timestamp)>; 2] = match &self.details {
+            EventDetails::WaitStarted { scheduled_end, .. } => {
+                [scheduled_end.map(|t| ("ScheduledEndTimestamp", t)), None]
+            }
+            EventDetails::InvocationCompleted { start, end, .. } => [
+                start.map(|t| ("StartTimestamp", t)),
+                end.map(|t| ("EndTimestamp", t)),
+            ],
+            _ => [None, None],
+        };
+        std::iter::once(("EventTimestamp", self.timestamp)).chain(details.into_iter().flatten())
+    }
+
+    /// The times a span cannot carry as they are (before 1970 or after 2262): they are kept as
+    /// read and clamped where spans are written, and the fold reports the event once
+    /// (`timestamp_out_of_range`).
+    pub fn undrawable_timestamps(&self) -> impl Iterator<Item = (&'static str, Timestamp)> {
+        self.timestamps().filter(|(_, t)| !t.is_drawable())
+    }
+}
+
 /// A payload (input or result) as the API wraps it.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Payload {
@@ -370,11 +395,14 @@ pub enum AnomalyKind {
     AfterTerminal,
     /// No ExecutionStarted before other events.
     NoExecutionStarted,
+    /// A time before 1970 or after 2262, which a span cannot carry: kept as read, clamped in
+    /// spans.
+    TimestampOutOfRange,
 }
 
 impl AnomalyKind {
     /// Every kind, in the order docs/TRACE_MODEL.md lists them.
-    pub const ALL: [AnomalyKind; 12] = [
+    pub const ALL: [AnomalyKind; 13] = [
         AnomalyKind::UnknownEventType,
         AnomalyKind::DuplicateEvent,
         AnomalyKind::ConflictingDuplicateEvent,
@@ -387,6 +415,7 @@ impl AnomalyKind {
         AnomalyKind::UnknownParent,
         AnomalyKind::AfterTerminal,
         AnomalyKind::NoExecutionStarted,
+        AnomalyKind::TimestampOutOfRange,
     ];
 
     /// The kind as logs show it (`kind=...`).
@@ -404,6 +433,7 @@ impl AnomalyKind {
             AnomalyKind::UnknownParent => "unknown_parent",
             AnomalyKind::AfterTerminal => "after_terminal",
             AnomalyKind::NoExecutionStarted => "no_execution_started",
+            AnomalyKind::TimestampOutOfRange => "timestamp_out_of_range",
         }
     }
 }
@@ -418,8 +448,10 @@ pub(crate) fn nonempty(v: Option<String>) -> Option<String> {
     v.filter(|v| !v.is_empty())
 }
 
-pub(crate) fn after_epoch(v: Option<Timestamp>) -> Option<Timestamp> {
-    v.filter(|t| t.millis() > 0)
+/// A details time: 0 is aws-sdk-lambda's placeholder for an absent one. Any other value is
+/// kept, before the epoch too: the fold reports times a span cannot carry.
+pub(crate) fn present_time(v: Option<Timestamp>) -> Option<Timestamp> {
+    v.filter(|t| t.millis() != 0)
 }
 
 /// What [`normalize`] found among repeated EventIds.

@@ -651,6 +651,7 @@ impl Execution {
         }
         self.last_event_id = e.id;
         self.events_applied += 1;
+        self.report_undrawable_times(e, obs);
 
         if self.is_finished() {
             self.anomaly(
@@ -839,6 +840,30 @@ impl Execution {
             ),
             D::InvocationCompleted { .. } | D::Unknown { .. } => {}
         }
+    }
+
+    /// One anomaly for an event with times a span cannot carry (the readers keep them as read;
+    /// spans clamp them), naming each field and its value.
+    fn report_undrawable_times(&self, e: &Event, obs: &mut impl Observer) {
+        let mut fields = e.undrawable_timestamps().peekable();
+        if fields.peek().is_none() {
+            return;
+        }
+        let listed: Vec<String> = fields
+            .map(|(field, t)| format!("{field} {t} ({})", t.to_iso8601()))
+            .collect();
+        self.anomaly(
+            obs,
+            e.id,
+            AnomalyKind::TimestampOutOfRange,
+            format!(
+                "{} has {} outside what a span can carry ({} to {}): kept as read, clamped to that range in spans",
+                e.details.event_type(),
+                listed.join(", "),
+                Timestamp::DRAWABLE_MIN.to_iso8601(),
+                Timestamp::DRAWABLE_MAX.to_iso8601()
+            ),
+        );
     }
 
     fn anomaly(&self, obs: &mut impl Observer, event_id: u64, kind: AnomalyKind, message: String) {
