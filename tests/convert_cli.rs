@@ -212,6 +212,7 @@ fn spans_follow_the_reference_conventions() {
             );
         } else {
             assert_eq!(outcome, "SUCCEEDED");
+            assert_eq!(a["status"]["code"], 1, "a succeeded attempt is OK: {a}");
         }
     }
     let backoff = by_name("flaky-step back-off 1");

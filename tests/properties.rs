@@ -831,6 +831,19 @@ proptest! {
         let distinct: HashSet<&str> = op_spans.iter().copied().collect();
         prop_assert_eq!(distinct.len(), op_spans.len(), "one span per operation");
         prop_assert_eq!(distinct, operation_ids(&h.events));
+        // Attempts follow their own outcome: OK when it succeeded, ERROR otherwise.
+        for s in spans {
+            if let Some(durable_exporter::trace::Value::Str(outcome)) =
+                s.attribute("durable.attempt.outcome")
+            {
+                let expected = if *outcome == "SUCCEEDED" {
+                    durable_exporter::trace::StatusCode::Ok
+                } else {
+                    durable_exporter::trace::StatusCode::Error
+                };
+                prop_assert_eq!(s.status, expected, "{}", s.name);
+            }
+        }
     }
 }
 
