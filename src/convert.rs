@@ -2,6 +2,7 @@
 
 use crate::arn::ExecutionArn;
 use crate::history::Event;
+use crate::history::json::ParsedHistory;
 use crate::state::{Anomaly, Execution, FnObserver, FoldOptions, Transition};
 use crate::trace::{Resource, Span, TraceBuilder, TraceOptions, otlp_json, tree};
 
@@ -47,13 +48,50 @@ pub struct Conversion {
     pub include_payloads: bool,
 }
 
-/// Folds the events (in EventId order) and draws the spans.
-pub fn convert(
-    events: &[Event],
+/// What [`convert`] reads: events in EventId order and the anomalies reading them found (a
+/// [`ParsedHistory`]'s conflicting duplicates). Plain events convert with none.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub events: &'a [Event],
+    pub anomalies: &'a [Anomaly],
+}
+
+impl<'a> From<&'a [Event]> for Input<'a> {
+    fn from(events: &'a [Event]) -> Self {
+        Input {
+            events,
+            anomalies: &[],
+        }
+    }
+}
+
+impl<'a> From<&'a Vec<Event>> for Input<'a> {
+    fn from(events: &'a Vec<Event>) -> Self {
+        Input::from(events.as_slice())
+    }
+}
+
+impl<'a> From<&'a ParsedHistory> for Input<'a> {
+    fn from(h: &'a ParsedHistory) -> Self {
+        Input {
+            events: &h.events,
+            anomalies: &h.conflicts,
+        }
+    }
+}
+
+/// Folds the events (in EventId order) and draws the spans. [`Conversion::anomalies`] holds
+/// what reading found and what the fold found, in EventId order.
+pub fn convert<'a>(
+    input: impl Into<Input<'a>>,
     arn: &ExecutionArn,
     service_name: Option<&str>,
     options: TraceOptions,
 ) -> Conversion {
+    let Input {
+        events,
+        anomalies: read,
+    } = input.into();
     let include_payloads = options.include_payloads;
     let mut execution = Execution::new(
         arn.as_str(),
@@ -62,7 +100,7 @@ pub fn convert(
         },
     );
     let mut builder = TraceBuilder::new(arn.as_str(), options);
-    let mut anomalies = Vec::new();
+    let mut anomalies = read.to_vec();
     {
         let mut collect = FnObserver(|t: Transition<'_>| {
             if let Transition::Anomaly(a) = t {
@@ -72,6 +110,8 @@ pub fn convert(
         let mut both = (&mut builder, &mut collect);
         execution.apply_all(events, &mut both);
     }
+    // Stable: what reading found about an event comes before what the fold found.
+    anomalies.sort_by_key(|a| a.event_id);
     Conversion {
         execution,
         resource: Resource::for_execution(arn, service_name),

@@ -591,7 +591,7 @@ fn run_convert(args: ConvertArgs) -> ExitCode {
         include_payloads: args.include_payloads,
         max_attribute_length: args.max_attribute_length,
     };
-    let conversion = convert(&parsed.events, &arn, args.service_name.as_deref(), options);
+    let conversion = convert(&parsed, &arn, args.service_name.as_deref(), options);
     for a in &conversion.anomalies {
         tracing::warn!(
             input = %name,

@@ -27,6 +27,13 @@ pub struct Timestamp(pub i64);
 
 const NANOS_PER_MILLI: i64 = 1_000_000;
 
+/// The widest epoch-seconds value a reader accepts, either sign (about 31.7 million years).
+/// Its milliseconds (1e18) and the difference of two such times (2e18) fit in an `i64`, so no
+/// duration, offset or lateness computed from history times can overflow. The raw-JSON reader
+/// refuses numbers beyond it; aws-sdk-lambda has already parsed them, so the SDK reader clamps
+/// them to it ([`Timestamp::from_secs_nanos`]).
+pub const MAX_EPOCH_SECONDS: i64 = 1_000_000_000_000_000;
+
 impl Timestamp {
     pub const fn from_millis(ms: i64) -> Self {
         Timestamp(ms)
@@ -41,22 +48,37 @@ impl Timestamp {
         self.0.div_euclid(1000)
     }
 
-    /// Nanoseconds since the epoch, as OTLP wants them (0 for times before the epoch).
+    /// The earliest time a span can carry: OTLP's nanoseconds are unsigned.
+    pub const DRAWABLE_MIN: Timestamp = Timestamp(0);
+    /// The latest time a span can carry: the last whole millisecond whose nanoseconds fit in an
+    /// `i64` (2262-04-11T23:47:16.854Z), as the OpenTelemetry SDK's `SystemTime` path needs.
+    pub const DRAWABLE_MAX: Timestamp = Timestamp(i64::MAX / NANOS_PER_MILLI);
+
+    /// Whether a span can carry this time as it is; [`Timestamp::unix_nanos`] clamps the others
+    /// (the fold reports them as `timestamp_out_of_range`).
+    pub fn is_drawable(self) -> bool {
+        (Self::DRAWABLE_MIN..=Self::DRAWABLE_MAX).contains(&self)
+    }
+
+    /// Nanoseconds since the epoch, as OTLP wants them, clamped to the drawable range (0 for
+    /// times before the epoch, `i64::MAX` nanoseconds after 2262).
     pub fn unix_nanos(self) -> u64 {
         u64::try_from(self.0.saturating_mul(NANOS_PER_MILLI)).unwrap_or(0)
     }
 
     /// From seconds and sub-second nanoseconds (aws-smithy `DateTime`), rounding to the millisecond.
+    /// Seconds beyond [`MAX_EPOCH_SECONDS`] are clamped to it.
     pub fn from_secs_nanos(secs: i64, nanos: u32) -> Self {
+        let secs = secs.clamp(-MAX_EPOCH_SECONDS, MAX_EPOCH_SECONDS);
         let ms = (i64::from(nanos) + NANOS_PER_MILLI / 2) / NANOS_PER_MILLI;
         Timestamp(secs.saturating_mul(1000).saturating_add(ms))
     }
 
     /// From epoch seconds as a JSON number. Mirrors aws-smithy's `DateTime::from_secs_f64`
     /// (floor, fraction to truncated nanoseconds) before rounding to the millisecond.
-    /// `None` for NaN, infinities and values outside the representable range.
+    /// `None` for NaN, infinities and values beyond [`MAX_EPOCH_SECONDS`].
     pub fn from_secs_f64(secs: f64) -> Option<Self> {
-        if !secs.is_finite() || secs.abs() > 1e15 {
+        if !secs.is_finite() || secs.abs() > MAX_EPOCH_SECONDS as f64 {
             return None;
         }
         let whole = secs.floor();
@@ -247,6 +269,43 @@ mod tests {
         assert_eq!(Timestamp::from_secs_f64(1e300), None);
         // 0.9999999 s rounds up into the next second.
         assert_eq!(Timestamp::from_secs_f64(5.9999999), Some(Timestamp(6000)));
+    }
+
+    #[test]
+    fn the_accepted_range_and_the_drawable_range() {
+        // Accepted: up to 1e15 s either way; the SDK's already-parsed values are clamped there.
+        assert_eq!(
+            Timestamp::from_secs_f64(1e15),
+            Some(Timestamp(1_000_000_000_000_000_000))
+        );
+        assert_eq!(Timestamp::from_secs_f64(1.000_001e15), None);
+        assert_eq!(
+            Timestamp::from_secs_nanos(i64::MAX, 999_999_999),
+            Timestamp(1_000_000_000_000_000_000 + 1000)
+        );
+        assert_eq!(
+            Timestamp::from_secs_nanos(i64::MIN, 0),
+            Timestamp(-1_000_000_000_000_000_000)
+        );
+        // Drawable: what OTLP carries without clamping.
+        assert_eq!(
+            Timestamp::DRAWABLE_MAX.to_iso8601(),
+            "2262-04-11T23:47:16.854Z"
+        );
+        assert_eq!(
+            Timestamp::DRAWABLE_MAX.unix_nanos(),
+            9_223_372_036_854_000_000
+        );
+        assert!(Timestamp(0).is_drawable() && Timestamp::DRAWABLE_MAX.is_drawable());
+        for (t, nanos) in [
+            (Timestamp(-1), 0),
+            (Timestamp(-1_000_000_000_000_000), 0),
+            (Timestamp(250_000_000_000_000_000), i64::MAX as u64),
+            (Timestamp(Timestamp::DRAWABLE_MAX.0 + 1), i64::MAX as u64),
+        ] {
+            assert!(!t.is_drawable(), "{t}");
+            assert_eq!(t.unix_nanos(), nanos, "{t}");
+        }
     }
 
     #[test]

@@ -212,6 +212,7 @@ fn spans_follow_the_reference_conventions() {
             );
         } else {
             assert_eq!(outcome, "SUCCEEDED");
+            assert_eq!(a["status"]["code"], 1, "a succeeded attempt is OK: {a}");
         }
     }
     let backoff = by_name("flaky-step back-off 1");
@@ -758,4 +759,198 @@ fn every_event_type_in_the_real_service_form() {
         &["--include-payloads"],
     );
     assert!(with.contains("xbank") && with.contains("4111-xxxx"));
+}
+
+/// A history whose operations nest `depth` deep: operation k's ParentId is operation k-1
+/// (`ctx-1` .. `ctx-{depth-1}` are child contexts, the deepest is a step that succeeds), all
+/// left open until the execution succeeds.
+fn chain_history(depth: usize) -> String {
+    let mut events = Vec::with_capacity(depth + 3);
+    let mut id = 0u64;
+    let mut event = |fields: String| {
+        id += 1;
+        let ts = 1_795_248_229.0 + id as f64 / 1000.0;
+        events.push(format!(
+            r#"{{"EventId":{id},"EventTimestamp":{ts},{fields}}}"#
+        ));
+    };
+    event(r#""EventType":"ExecutionStarted","Id":"exec","ExecutionStartedDetails":{}"#.into());
+    for k in 1..depth {
+        let parent = if k == 1 {
+            String::new()
+        } else {
+            format!(r#","ParentId":"ctx-{}""#, k - 1)
+        };
+        event(format!(
+            r#""EventType":"ContextStarted","Id":"ctx-{k}","Name":"ctx-{k}","SubType":"RunInChildContext"{parent}"#
+        ));
+    }
+    let step = format!(
+        r#""Id":"deep-step","Name":"deep-step","SubType":"Step","ParentId":"ctx-{}""#,
+        depth - 1
+    );
+    event(format!(r#""EventType":"StepStarted",{step}"#));
+    event(format!(r#""EventType":"StepSucceeded",{step}"#));
+    event(r#""EventType":"ExecutionSucceeded","Id":"exec""#.into());
+    format!("{{\"Events\":[{}]}}", events.join(",\n"))
+}
+
+/// Nesting depth comes from the input: no format may recurse on it. 30,000 levels, past what
+/// the recursive tree walk survived on the main thread's 8 MiB stack, in every format. (100,000
+/// pass as well, but take about 8 s per format in a debug build, where the unoptimized BLAKE2b
+/// of the span ids and serde_json dominate; the time grows linearly with the depth.)
+#[test]
+fn a_30000_deep_parent_chain_converts_in_every_format() {
+    const DEPTH: usize = 30_000;
+    let history = chain_history(DEPTH);
+    let arn = arn_of("waits");
+    let run_format = |format: &str| {
+        let started = std::time::Instant::now();
+        let out = run(
+            &["convert", "--arn", &arn, "--format", format, "-"],
+            Some(history.as_bytes()),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {:?} {stderr}", out.status);
+        // The open contexts end with the execution: drawn, not reported as inconsistent.
+        assert!(!stderr.contains("WARN"), "{format}: {stderr}");
+        eprintln!("{format}: {:?}", started.elapsed());
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    // Every operation, the attempt, the Invocation and Workflow.
+    let otlp = spans(&run_format("otlp-json"));
+    assert_eq!(otlp.len(), DEPTH + 3);
+    let id_of = |name: &str| {
+        otlp.iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no span {name}"))["spanId"]
+            .clone()
+    };
+    let step = otlp.iter().find(|s| s["name"] == "deep-step").unwrap();
+    assert_eq!(step["parentSpanId"], id_of(&format!("ctx-{}", DEPTH - 1)));
+    assert_eq!(
+        otlp.iter().find(|s| s["name"] == "ctx-1").unwrap()["parentSpanId"],
+        id_of("Workflow")
+    );
+
+    let state: Value = serde_json::from_str(&run_format("state-json")).unwrap();
+    let ops = state["Operations"].as_array().unwrap();
+    assert_eq!(
+        ops.len(),
+        DEPTH + 1,
+        "the EXECUTION operation and every other"
+    );
+    let deepest = ops.iter().find(|o| o["Id"] == "deep-step").unwrap();
+    assert_eq!(deepest["ParentId"], format!("ctx-{}", DEPTH - 1));
+    assert_eq!(deepest["Status"], "SUCCEEDED");
+
+    let tree = run_format("tree");
+    let lines: Vec<&str> = tree.lines().collect();
+    assert_eq!(lines.len(), DEPTH + 3, "one line per span");
+    assert!(lines[0].starts_with("Workflow "), "{}", lines[0]);
+    // The attempt is DEPTH guide levels deep; the first MAX_DRAWN_LEVELS are drawn.
+    let max = durable_exporter::trace::tree::MAX_DRAWN_LEVELS;
+    let attempt = lines
+        .iter()
+        .find(|l| l.contains("deep-step attempt 1"))
+        .expect("the deepest span has its line");
+    assert!(
+        attempt.starts_with(&format!(
+            "{}[+{}] └─ deep-step attempt 1 ",
+            "   ".repeat(max),
+            DEPTH - max
+        )),
+        "{attempt}"
+    );
+
+    let metrics = run_format("prometheus");
+    let contexts = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("durable_operations_finished_total{") && l.contains("type=\"CONTEXT\"")
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(contexts.ends_with(&format!(" {}", DEPTH - 1)), "{contexts}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("durable_executions_finished_total{")
+                && l.contains("status=\"SUCCEEDED\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
+
+/// Two pages that overlap: an identical repeat is collapsed quietly, a copy with other contents
+/// is warned about by EventId, and the first copy read is what gets drawn.
+#[test]
+fn a_conflicting_copy_of_an_event_is_warned_about_and_the_first_copy_kept() {
+    let page: Value = serde_json::from_slice(&std::fs::read(history("waits")).unwrap()).unwrap();
+    let events = page["Events"].as_array().unwrap();
+    let mut conflicting = events[3].clone();
+    conflicting["EventTimestamp"] = (conflicting["EventTimestamp"].as_f64().unwrap() + 5.0).into();
+    let first = serde_json::json!({"Events": events[..5], "NextMarker": "5"});
+    let mut rest: Vec<Value> = vec![events[4].clone(), conflicting];
+    rest.extend_from_slice(&events[5..]);
+    let input = format!("{first}\n{}\n", serde_json::json!({"Events": rest}));
+    let arn = arn_of("waits");
+    let out = run(
+        &["convert", "--arn", &arn, "--format", "tree", "-"],
+        Some(input.as_bytes()),
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("conflicting_duplicate_event")
+            && warnings[0].contains(&format!("event_id={}", events[3]["EventId"]))
+            && warnings[0].contains("EventTimestamp"),
+        "{err}"
+    );
+    let tree = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(tree, convert("waits", "tree", &[]));
+}
+
+/// Times a span cannot carry (before 1970, after 2262) are kept and clamped in spans, as
+/// before, and now each affected event is warned about with its EventId and the value read.
+#[test]
+fn timestamps_out_of_range_are_warned_about_and_drawn_clamped() {
+    let history = r#"{"Events":[
+        {"EventType":"ExecutionStarted","EventId":1,"EventTimestamp":1795248229.0,"Id":"exec"},
+        {"EventType":"StepStarted","EventId":2,"EventTimestamp":-1e12,"Id":"early","Name":"early","SubType":"Step"},
+        {"EventType":"StepSucceeded","EventId":3,"EventTimestamp":1795248229.5,"Id":"early","Name":"early","SubType":"Step"},
+        {"EventType":"StepStarted","EventId":4,"EventTimestamp":1795248229.6,"Id":"late","Name":"late","SubType":"Step"},
+        {"EventType":"StepSucceeded","EventId":5,"EventTimestamp":2.5e14,"Id":"late","Name":"late","SubType":"Step"},
+        {"EventType":"ExecutionSucceeded","EventId":6,"EventTimestamp":2.5e14,"Id":"exec"}
+    ]}"#;
+    let arn = arn_of("waits");
+    let out = run(
+        &["convert", "--arn", &arn, "--format", "otlp-json", "-"],
+        Some(history.as_bytes()),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("timestamp_out_of_range"))
+        .collect();
+    assert_eq!(warned.len(), 3, "{err}");
+    for (line, (id, value)) in warned.iter().zip([
+        (2, "-1000000000000"),
+        (5, "250000000000000"),
+        (6, "250000000000000"),
+    ]) {
+        assert!(
+            line.contains(&format!("event_id={id}"))
+                && line.contains(&format!("EventTimestamp {value} (")),
+            "{line}"
+        );
+    }
+    let spans = spans(&String::from_utf8(out.stdout).unwrap());
+    let by = |n: &str| spans.iter().find(|s| s["name"] == n).unwrap();
+    assert_eq!(by("early")["startTimeUnixNano"], "0");
+    assert_eq!(by("late")["endTimeUnixNano"], i64::MAX.to_string());
+    assert_eq!(by("Workflow")["endTimeUnixNano"], i64::MAX.to_string());
 }

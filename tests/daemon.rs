@@ -692,3 +692,75 @@ async fn spans_the_collector_refuses_for_good_are_counted_and_the_cursor_moves_o
     assert!(errors.iter().all(|l| l.contains(MESSAGE)), "{errors:?}");
     assert!(d.terminate(Duration::from_secs(25)).await.success());
 }
+
+/// A page that repeats an EventId with other contents (within one read of the history): the
+/// first copy is what the daemon exports, and each conflicting copy is logged with its EventId
+/// and counted as an anomaly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_copy_of_an_event_is_reported_and_the_first_copy_exported() {
+    use common::fake_api::FakeExecution;
+    let fake = FakeApi::start().await;
+    let receiver = common::otlp::grpc().await;
+    let execs = executions(1, 40);
+    let (a, events) = &execs[0];
+    let mut wire = FakeExecution::from_events(a, events).events;
+    assert!(
+        wire.len() > 40,
+        "pages of 25: the copies are on pages 1 and 2"
+    );
+    // A copy of event 20 on the same page, one of event 24 on the next one, both moved by a
+    // second.
+    let altered = |e: &Value| {
+        let mut e = e.clone();
+        e["EventTimestamp"] = (e["EventTimestamp"].as_f64().unwrap() + 1.0).into();
+        e
+    };
+    let (copy20, copy24) = (altered(&wire[19]), altered(&wire[23]));
+    wire.insert(21, copy20);
+    wire.insert(26, copy24);
+    fake.add_execution(FakeExecution::from_wire_events(a, wire));
+    let s = setup(&fake, receiver.addr, std::slice::from_ref(a), "");
+    let d = Daemon::start_json(&s, 1).await;
+    wait_for(
+        &d,
+        s.http,
+        Duration::from_secs(20),
+        "the execution to end",
+        all_finished(&execs),
+    )
+    .await;
+    let (got, _) = received(&receiver);
+    assert_exact(&expected(&execs), &got);
+    let metrics = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(s.http).await.unwrap();
+        let req = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            s.http
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        text
+    };
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "durable_exporter_history_anomalies_total 2"),
+        "{metrics}"
+    );
+    let status = d.terminate(Duration::from_secs(25)).await;
+    assert!(status.success(), "exit status {status:?}");
+    let logs = std::fs::read_to_string(s.dir.path().join("daemon-1.log")).unwrap();
+    let mut reported: Vec<u64> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["kind"] == "conflicting_duplicate_event")
+        .map(|l| {
+            assert_eq!(l["level"], "WARN", "{l}");
+            l["fields"]["event_id"].as_u64().unwrap()
+        })
+        .collect();
+    reported.sort_unstable();
+    assert_eq!(reported, [20, 24], "{logs}");
+}

@@ -831,6 +831,19 @@ proptest! {
         let distinct: HashSet<&str> = op_spans.iter().copied().collect();
         prop_assert_eq!(distinct.len(), op_spans.len(), "one span per operation");
         prop_assert_eq!(distinct, operation_ids(&h.events));
+        // Attempts follow their own outcome: OK when it succeeded, ERROR otherwise.
+        for s in spans {
+            if let Some(durable_exporter::trace::Value::Str(outcome)) =
+                s.attribute("durable.attempt.outcome")
+            {
+                let expected = if *outcome == "SUCCEEDED" {
+                    durable_exporter::trace::StatusCode::Ok
+                } else {
+                    durable_exporter::trace::StatusCode::Error
+                };
+                prop_assert_eq!(s.status, expected, "{}", s.name);
+            }
+        }
     }
 }
 
@@ -916,7 +929,9 @@ proptest! {
             let copy = events[d.index(events.len())].clone();
             events.push(copy);
         }
-        prop_assert_eq!(normalize(&mut events), duplicates.len());
+        let found = normalize(&mut events);
+        prop_assert_eq!(found.repeats, duplicates.len());
+        prop_assert!(found.conflicts.is_empty(), "{:?}", found.conflicts);
         prop_assert_eq!(&events, &h.events);
         let arn = h.arn();
         let ordered = convert(&h.events, &arn, None, TraceOptions::default());
@@ -924,6 +939,34 @@ proptest! {
         prop_assert_eq!(&normalized.spans, &ordered.spans);
         prop_assert_eq!(&normalized.anomalies, &ordered.anomalies);
         prop_assert_eq!(render_all(&normalized), render_all(&ordered));
+    }
+
+    /// A later copy of an EventId with other contents never replaces the first one read, and
+    /// each such copy is reported with its EventId.
+    #[test]
+    fn conflicting_copies_are_reported_and_the_first_copy_kept(
+        h in history(None),
+        copies in vec((any::<Index>(), 1i64..5_000), 1..6),
+    ) {
+        let mut events = h.events.clone();
+        let mut expected_ids = Vec::new();
+        for (d, shift) in &copies {
+            let mut copy = events[d.index(h.events.len())].clone();
+            copy.timestamp = Timestamp(copy.timestamp.millis() + shift);
+            expected_ids.push(copy.id);
+            events.push(copy);
+        }
+        let found = normalize(&mut events);
+        prop_assert_eq!(&events, &h.events);
+        prop_assert_eq!(found.repeats, 0);
+        let mut ids: Vec<u64> = found.conflicts.iter().map(|a| a.event_id).collect();
+        ids.sort_unstable();
+        expected_ids.sort_unstable();
+        prop_assert_eq!(ids, expected_ids);
+        prop_assert!(found
+            .conflicts
+            .iter()
+            .all(|a| a.kind == AnomalyKind::ConflictingDuplicateEvent));
     }
 }
 

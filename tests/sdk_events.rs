@@ -200,3 +200,59 @@ fn sdk_events_with_every_detail_convert() {
         .build();
     assert!(Event::try_from(&zero_id).is_err());
 }
+
+/// Times a span cannot carry come through the SDK as through the raw-JSON reader (kept as read,
+/// listed by `undrawable_timestamps` for the fold to report); times past what the raw-JSON
+/// reader accepts, which the SDK has already parsed, are clamped to that bound.
+#[test]
+fn sdk_times_out_of_range_match_the_raw_json_reader() {
+    use aws_sdk_lambda::primitives::DateTime;
+    use aws_sdk_lambda::types as t;
+    use durable_exporter::time::{MAX_EPOCH_SECONDS, Timestamp};
+
+    let step = |id: i32, ts: DateTime| {
+        t::Event::builder()
+            .event_type(t::EventType::StepStarted)
+            .event_id(id)
+            .id("s")
+            .event_timestamp(ts)
+            .build()
+    };
+    for (i, secs) in [-1e12, 2.5e14, -0.5, 1e15].into_iter().enumerate() {
+        let id = i as i32 + 1;
+        let sdk = Event::try_from(&step(id, DateTime::from_secs_f64(secs))).unwrap();
+        let raw = parse_history(
+            format!(
+                r#"{{"Events":[{{"EventType":"StepStarted","EventId":{id},"Id":"s","EventTimestamp":{secs:?}}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(sdk, raw.events[0], "{secs}");
+        let undrawable: Vec<_> = sdk.undrawable_timestamps().collect();
+        assert_eq!(undrawable, [("EventTimestamp", sdk.timestamp)], "{secs}");
+    }
+    // 1e300 s: the SDK saturates the seconds; the reader clamps them to the accepted range.
+    let far = Event::try_from(&step(9, DateTime::from_secs_f64(1e300))).unwrap();
+    assert_eq!(far.timestamp, Timestamp(MAX_EPOCH_SECONDS * 1000));
+    let early = Event::try_from(&step(9, DateTime::from_secs(i64::MIN))).unwrap();
+    assert_eq!(early.timestamp, Timestamp(-MAX_EPOCH_SECONDS * 1000));
+
+    // A details time before the epoch is kept, as the raw-JSON reader keeps it.
+    let ic = t::Event::builder()
+        .event_type(t::EventType::InvocationCompleted)
+        .event_id(10)
+        .event_timestamp(DateTime::from_secs(10))
+        .invocation_completed_details(
+            t::InvocationCompletedDetails::builder()
+                .start_timestamp(DateTime::from_secs(-3))
+                .end_timestamp(DateTime::from_secs(10))
+                .request_id("r")
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let e = Event::try_from(&ic).unwrap();
+    let undrawable: Vec<_> = e.undrawable_timestamps().collect();
+    assert_eq!(undrawable, [("StartTimestamp", Timestamp(-3000))]);
+}

@@ -19,7 +19,7 @@ use super::exporter::{Ack, ExportJob};
 use super::now_ms;
 use crate::arn::{ExecutionArn, FunctionParts};
 use crate::config::Config;
-use crate::history::{Event, EventDetails};
+use crate::history::{Anomaly, AnomalyKind, Event, EventDetails};
 use crate::state::{Details, Execution, FnObserver, FoldOptions, Transition};
 use crate::time::Timestamp;
 use crate::trace::ids::TraceHeader;
@@ -190,6 +190,9 @@ struct PollOutcome {
     /// Pages that brought new events.
     new_pages: usize,
     skipped: Vec<String>,
+    /// Copies of an event read again within this poll with other contents (the first copy
+    /// read is the one in `events`).
+    conflicts: Vec<Anomaly>,
     error: Option<ApiError>,
 }
 
@@ -704,7 +707,7 @@ impl Coordinator {
                 .pages_with_new_events
                 .fetch_add(o.new_pages as u64, Ordering::Relaxed);
         }
-        let held = new_events && self.apply(&arn, o.events, &o.markers);
+        let held = new_events && self.apply(&arn, o.events, &o.markers, &o.conflicts);
         let Some(t) = self.tracked.get(&arn) else {
             return;
         };
@@ -784,6 +787,7 @@ impl Coordinator {
         arn: &Arc<str>,
         mut events: Vec<(Event, usize)>,
         markers: &[Option<String>],
+        conflicts: &[Anomaly],
     ) -> bool {
         let follow = self.config.track.follow_chained_invokes;
         let max_batch = self.config.otlp.max_batch_size.max(1);
@@ -805,6 +809,14 @@ impl Coordinator {
             (Execution::new(arn.clone(), FoldOptions::default()), tracer)
         });
         let acked = t.cursor.last_event_id;
+        // Conflicts about events applied now: not about a replay of exported ones (reported
+        // before the restart) nor about held-back ones (read again, both copies, next time).
+        for a in conflicts {
+            if a.event_id > acked.max(t.read_through) && hold.is_none_or(|(id, _)| a.event_id < id)
+            {
+                report_anomaly(&self.counters, arn, a);
+            }
+        }
         let mut children: Vec<String> = Vec::new();
         let mut jobs: Vec<ExportJob> = Vec::new();
         let counters = self.counters.clone();
@@ -844,13 +856,7 @@ impl Coordinator {
                 trace_id: trace_hex.as_deref(),
             };
             let mut side = FnObserver(|tr: Transition<'_>| match tr {
-                Transition::Anomaly(a) => {
-                    if a.kind == crate::state::AnomalyKind::UnknownEventType {
-                        counters.unknown_events.fetch_add(1, Ordering::Relaxed);
-                    }
-                    counters.anomalies.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(arn = %arn, event_id = a.event_id, kind = a.kind.as_str(), "{}", a.message);
-                }
+                Transition::Anomaly(a) => report_anomaly(&counters, arn, a),
                 other => {
                     if let Some(child) = chained_child(other, follow) {
                         children.push(child);
@@ -1216,6 +1222,15 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// Reads every page from `marker` on and returns the events after `after`. A rejected or
 /// expired marker falls back to a read from the start (skipping by EventId); an empty page ends
 /// the read even when it carries a NextMarker.
+/// Counts and logs one anomaly (the fold's or the poll's).
+fn report_anomaly(counters: &CoordinatorCounters, arn: &str, a: &Anomaly) {
+    if a.kind == AnomalyKind::UnknownEventType {
+        counters.unknown_events.fetch_add(1, Ordering::Relaxed);
+    }
+    counters.anomalies.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(arn = %arn, event_id = a.event_id, kind = a.kind.as_str(), "{}", a.message);
+}
+
 async fn poll(
     api: &Api,
     arn: &str,
@@ -1232,6 +1247,7 @@ async fn poll(
         truncated: false,
         new_pages: 0,
         skipped: Vec::new(),
+        conflicts: Vec::new(),
         error: None,
     };
     let mut marker = start_marker;
@@ -1274,6 +1290,13 @@ async fn poll(
             if e.id > newest {
                 newest = e.id;
                 out.events.push((e, page_index));
+            } else if e.id > after {
+                // Read earlier in this poll (older events are not kept): compared with the copy
+                // kept, as `history::normalize` does for saved histories.
+                if let Ok(i) = out.events.binary_search_by_key(&e.id, |(k, _)| k.id) {
+                    out.conflicts
+                        .extend(crate::history::conflicting_duplicate(&out.events[i].0, &e));
+                }
             }
         }
         if out.events.len() > before {

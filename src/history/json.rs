@@ -3,7 +3,9 @@
 //!
 //! Accepted input: one response `{"Events": [...], "NextMarker"?}`, a JSON array of responses,
 //! or several responses concatenated or newline-delimited. Timestamps are epoch-second numbers
-//! (wire) or ISO-8601 strings (CLI). Absent details are tolerated; unknown EventTypes are kept.
+//! (wire) or ISO-8601 strings (CLI), up to [`crate::time::MAX_EPOCH_SECONDS`] either way (beyond
+//! that, an error with the position); times a span cannot carry are kept as read, for the fold to
+//! report. Absent details are tolerated; unknown EventTypes are kept.
 
 use std::fmt;
 
@@ -11,8 +13,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{
-    ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails, after_epoch, nonempty,
-    nonzero,
+    Anomaly, ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails, nonempty,
+    nonzero, present_time,
 };
 use crate::time::Timestamp;
 
@@ -22,8 +24,11 @@ pub struct ParsedHistory {
     pub events: Vec<Event>,
     /// How many responses (pages) the input held.
     pub pages: usize,
-    /// Events dropped because their EventId was seen already (overlapping pages).
+    /// Identical copies of an event dropped (overlapping pages: harmless).
     pub duplicates: usize,
+    /// Copies of an EventId whose contents differ from the first copy read (which is kept): one
+    /// `ConflictingDuplicateEvent` anomaly each, for the shell to report.
+    pub conflicts: Vec<Anomaly>,
     /// The NextMarker of the last page, when it had one.
     pub next_marker: Option<String>,
 }
@@ -70,7 +75,9 @@ pub fn parse_history(bytes: &[u8]) -> Result<ParsedHistory, ParseError> {
             message: "no history in the input: expected {\"Events\": [...]}".into(),
         });
     }
-    out.duplicates = super::normalize(&mut out.events);
+    let found = super::normalize(&mut out.events);
+    out.duplicates = found.repeats;
+    out.conflicts = found.conflicts;
     Ok(out)
 }
 
@@ -500,7 +507,7 @@ impl RawEvent {
                 let w = self.wait_started_details.unwrap_or_default();
                 D::WaitStarted {
                     duration_seconds: nonzero(w.duration),
-                    scheduled_end: after_epoch(w.scheduled_end_timestamp),
+                    scheduled_end: present_time(w.scheduled_end_timestamp),
                 }
             }
             "WaitSucceeded" => D::WaitSucceeded {
@@ -527,8 +534,8 @@ impl RawEvent {
             "InvocationCompleted" => {
                 let i = self.invocation_completed_details.unwrap_or_default();
                 D::InvocationCompleted {
-                    start: after_epoch(i.start_timestamp),
-                    end: after_epoch(i.end_timestamp),
+                    start: present_time(i.start_timestamp),
+                    end: present_time(i.end_timestamp),
                     request_id: nonempty(i.request_id),
                     error: i.error.map(Into::into),
                 }
@@ -580,7 +587,31 @@ mod tests {
             assert_eq!(h.events, one.events, "{f}");
             assert_eq!(h.pages, 2);
             assert_eq!(h.duplicates, 1);
+            assert!(h.conflicts.is_empty());
         }
+    }
+
+    #[test]
+    fn a_conflicting_copy_across_pages_is_reported_and_the_first_kept() {
+        let e2_failed = E2.replace("StepStarted", "StepFailed");
+        let h = parse_history(
+            format!(
+                "{}{}",
+                page(&[E1, E2], Some("2")),
+                page(&[&e2_failed, E3], None)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(h.events.len(), 3);
+        assert_eq!(h.events[1].details, EventDetails::StepStarted);
+        assert_eq!(h.duplicates, 0);
+        assert_eq!(h.conflicts.len(), 1);
+        assert_eq!(h.conflicts[0].event_id, 2);
+        assert_eq!(
+            h.conflicts[0].kind,
+            super::super::AnomalyKind::ConflictingDuplicateEvent
+        );
     }
 
     #[test]
@@ -596,6 +627,58 @@ mod tests {
         let cli = parse_history(cli.as_bytes()).unwrap();
         assert_eq!(cli.events, wire.events);
         assert_eq!(wire.events[0].timestamp, Timestamp(1_795_248_229_083));
+    }
+
+    #[test]
+    fn times_out_of_the_drawable_range_are_read_as_they_are() {
+        let h = parse_history(
+            page(
+                &[
+                    r#"{"EventType":"StepStarted","EventTimestamp":-1e12,"EventId":1,"Id":"s"}"#,
+                    r#"{"EventType":"StepStarted","EventTimestamp":2.5e14,"EventId":2,"Id":"t"}"#,
+                    r#"{"EventType":"StepStarted","EventTimestamp":"1900-01-01T00:00:00Z","EventId":3,"Id":"u"}"#,
+                    r#"{"EventType":"InvocationCompleted","EventTimestamp":4,"EventId":4,"InvocationCompletedDetails":{"StartTimestamp":-2,"EndTimestamp":0}}"#,
+                    r#"{"EventType":"WaitStarted","EventTimestamp":5,"EventId":5,"Id":"w","WaitStartedDetails":{"ScheduledEndTimestamp":"9999-12-31T23:59:59Z"}}"#,
+                ],
+                None,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let undrawable = |i: usize| -> Vec<(&str, i64)> {
+            h.events[i]
+                .undrawable_timestamps()
+                .map(|(f, t)| (f, t.millis()))
+                .collect()
+        };
+        assert_eq!(undrawable(0), [("EventTimestamp", -1_000_000_000_000_000)]);
+        assert_eq!(undrawable(1), [("EventTimestamp", 250_000_000_000_000_000)]);
+        assert_eq!(undrawable(2), [("EventTimestamp", -2_208_988_800_000)]);
+        // A details time before the epoch is kept; 0 stays "absent" (the SDK's placeholder).
+        assert_eq!(undrawable(3), [("StartTimestamp", -2000)]);
+        assert_eq!(
+            h.events[3].details,
+            EventDetails::InvocationCompleted {
+                start: Some(Timestamp(-2000)),
+                end: None,
+                request_id: None,
+                error: None
+            }
+        );
+        assert_eq!(
+            undrawable(4),
+            [("ScheduledEndTimestamp", 253_402_300_799_000)]
+        );
+        // Beyond 1e15 s (where milliseconds and their differences could overflow): refused.
+        let e = parse_history(
+            page(
+                &[r#"{"EventType":"StepStarted","EventTimestamp":-1.5e15,"EventId":1}"#],
+                None,
+            )
+            .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("out of range"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,31 @@ pub struct OperationRef {
     pub sub_type: Option<String>,
 }
 
+impl Event {
+    /// Every time the event carries, by the API's field name: EventTimestamp and the
+    /// timestamps in its details.
+    pub fn timestamps(&self) -> impl Iterator<Item = (&'static str, Timestamp)> {
+        let details: [Option<(&'static str, Timestamp)>; 2] = match &self.details {
+            EventDetails::WaitStarted { scheduled_end, .. } => {
+                [scheduled_end.map(|t| ("ScheduledEndTimestamp", t)), None]
+            }
+            EventDetails::InvocationCompleted { start, end, .. } => [
+                start.map(|t| ("StartTimestamp", t)),
+                end.map(|t| ("EndTimestamp", t)),
+            ],
+            _ => [None, None],
+        };
+        std::iter::once(("EventTimestamp", self.timestamp)).chain(details.into_iter().flatten())
+    }
+
+    /// The times a span cannot carry as they are (before 1970 or after 2262): they are kept as
+    /// read and clamped where spans are written, and the fold reports the event once
+    /// (`timestamp_out_of_range`).
+    pub fn undrawable_timestamps(&self) -> impl Iterator<Item = (&'static str, Timestamp)> {
+        self.timestamps().filter(|(_, t)| !t.is_drawable())
+    }
+}
+
 /// A payload (input or result) as the API wraps it.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Payload {
@@ -333,6 +358,86 @@ pub const KNOWN_EVENT_TYPES: [&str; 24] = [
     "InvocationCompleted",
 ];
 
+/// Something a history should not contain, found while reading it ([`normalize`]) or folding it
+/// (`state::Execution`): drawn as well as possible and reported, never a failure. The one anomaly
+/// type of the core; the shell logs each one (with [`AnomalyKind::as_str`] as its kind) and
+/// counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    pub event_id: u64,
+    pub kind: AnomalyKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnomalyKind {
+    /// An EventType this version does not know (counted, never a failure).
+    UnknownEventType,
+    /// An event whose EventId was already applied (overlapping pages).
+    DuplicateEvent,
+    /// Two copies of one EventId with different contents: the first copy read is kept.
+    ConflictingDuplicateEvent,
+    /// EventIds jumped: events are missing.
+    EventGap,
+    /// An operation event without an Id.
+    MissingOperationId,
+    /// An operation finished, or progressed, without a start.
+    NoStart,
+    /// A second start event for an operation already open.
+    RepeatedStart,
+    /// An event that does not fit the operation's type.
+    TypeMismatch,
+    /// An event for an operation that had already finished.
+    AfterFinish,
+    /// ParentId names an operation never seen.
+    UnknownParent,
+    /// An event after the execution's terminal event.
+    AfterTerminal,
+    /// No ExecutionStarted before other events.
+    NoExecutionStarted,
+    /// A time before 1970 or after 2262, which a span cannot carry: kept as read, clamped in
+    /// spans.
+    TimestampOutOfRange,
+}
+
+impl AnomalyKind {
+    /// Every kind, in the order docs/TRACE_MODEL.md lists them.
+    pub const ALL: [AnomalyKind; 13] = [
+        AnomalyKind::UnknownEventType,
+        AnomalyKind::DuplicateEvent,
+        AnomalyKind::ConflictingDuplicateEvent,
+        AnomalyKind::EventGap,
+        AnomalyKind::MissingOperationId,
+        AnomalyKind::NoStart,
+        AnomalyKind::RepeatedStart,
+        AnomalyKind::TypeMismatch,
+        AnomalyKind::AfterFinish,
+        AnomalyKind::UnknownParent,
+        AnomalyKind::AfterTerminal,
+        AnomalyKind::NoExecutionStarted,
+        AnomalyKind::TimestampOutOfRange,
+    ];
+
+    /// The kind as logs show it (`kind=...`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::UnknownEventType => "unknown_event_type",
+            AnomalyKind::DuplicateEvent => "duplicate_event",
+            AnomalyKind::ConflictingDuplicateEvent => "conflicting_duplicate_event",
+            AnomalyKind::EventGap => "event_gap",
+            AnomalyKind::MissingOperationId => "missing_operation_id",
+            AnomalyKind::NoStart => "no_start",
+            AnomalyKind::RepeatedStart => "repeated_start",
+            AnomalyKind::TypeMismatch => "type_mismatch",
+            AnomalyKind::AfterFinish => "after_finish",
+            AnomalyKind::UnknownParent => "unknown_parent",
+            AnomalyKind::AfterTerminal => "after_terminal",
+            AnomalyKind::NoExecutionStarted => "no_execution_started",
+            AnomalyKind::TimestampOutOfRange => "timestamp_out_of_range",
+        }
+    }
+}
+
 /// Absent-value forms the two readers must agree on: aws-sdk-lambda fills required members the
 /// wire omitted with zeros and empty strings, so those mean "absent" in both readers.
 pub(crate) fn nonzero(v: Option<u64>) -> Option<u64> {
@@ -343,17 +448,83 @@ pub(crate) fn nonempty(v: Option<String>) -> Option<String> {
     v.filter(|v| !v.is_empty())
 }
 
-pub(crate) fn after_epoch(v: Option<Timestamp>) -> Option<Timestamp> {
-    v.filter(|t| t.millis() > 0)
+/// A details time: 0 is aws-sdk-lambda's placeholder for an absent one. Any other value is
+/// kept, before the epoch too: the fold reports times a span cannot carry.
+pub(crate) fn present_time(v: Option<Timestamp>) -> Option<Timestamp> {
+    v.filter(|t| t.millis() != 0)
 }
 
-/// Orders events by EventId and collapses repeated EventIds (overlapping pages), keeping the
-/// first copy. Returns how many duplicates were dropped.
-pub fn normalize(events: &mut Vec<Event>) -> usize {
+/// What [`normalize`] found among repeated EventIds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Normalized {
+    /// Identical copies dropped (overlapping pages: harmless).
+    pub repeats: usize,
+    /// One anomaly for each dropped copy whose contents differ from the copy kept.
+    pub conflicts: Vec<Anomaly>,
+}
+
+/// Orders events by EventId and collapses repeated EventIds (overlapping pages). The first copy
+/// in input order wins (the sort is stable); a dropped copy that differs from it in any way
+/// (EventType, timestamp, operation, details) is reported, never silently lost.
+pub fn normalize(events: &mut Vec<Event>) -> Normalized {
     let before = events.len();
     events.sort_by_key(|e| e.id);
-    events.dedup_by_key(|e| e.id);
-    before - events.len()
+    let mut conflicts = Vec::new();
+    events.dedup_by(|copy, kept| {
+        if copy.id != kept.id {
+            return false;
+        }
+        conflicts.extend(conflicting_duplicate(kept, copy));
+        true
+    });
+    Normalized {
+        repeats: before - events.len() - conflicts.len(),
+        conflicts,
+    }
+}
+
+/// `None` when `copy` repeats `kept` exactly; otherwise the anomaly saying what differs, with
+/// `kept` being the copy that stays.
+pub fn conflicting_duplicate(kept: &Event, copy: &Event) -> Option<Anomaly> {
+    if kept == copy {
+        return None;
+    }
+    let mut differences = Vec::new();
+    let (kt, ct) = (kept.details.event_type(), copy.details.event_type());
+    if kt != ct {
+        differences.push(format!("EventType {kt} / {ct}"));
+    }
+    if kept.timestamp != copy.timestamp {
+        differences.push(format!(
+            "EventTimestamp {} / {}",
+            kept.timestamp, copy.timestamp
+        ));
+    }
+    if kept.operation != copy.operation {
+        let id = |e: &Event| {
+            e.operation
+                .as_ref()
+                .map_or("none", |o| o.id.as_str())
+                .to_owned()
+        };
+        if id(kept) == id(copy) {
+            differences.push("operation fields".to_owned());
+        } else {
+            differences.push(format!("operation {} / {}", id(kept), id(copy)));
+        }
+    }
+    if kt == ct && kept.details != copy.details {
+        differences.push(format!("{kt} details"));
+    }
+    Some(Anomaly {
+        event_id: kept.id,
+        kind: AnomalyKind::ConflictingDuplicateEvent,
+        message: format!(
+            "EventId {} read twice with different contents ({}): the first copy read is kept, the other dropped",
+            kept.id,
+            differences.join("; ")
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -381,7 +552,71 @@ mod tests {
             details: EventDetails::StepStarted,
         };
         let mut v = vec![ev(3), ev(1), ev(2), ev(3), ev(1)];
-        assert_eq!(normalize(&mut v), 2);
+        assert_eq!(
+            normalize(&mut v),
+            Normalized {
+                repeats: 2,
+                conflicts: Vec::new()
+            }
+        );
         assert_eq!(v.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_repeated_event_id_with_other_contents_is_reported_and_the_first_copy_kept() {
+        let ev = |id, ms, details| Event {
+            id,
+            timestamp: Timestamp(ms),
+            operation: Some(OperationRef {
+                id: "op".into(),
+                ..OperationRef::default()
+            }),
+            details,
+        };
+        let first = ev(2, 2000, EventDetails::StepStarted);
+        let other_type = ev(2, 2000, EventDetails::empty("StepSucceeded"));
+        let other_time = ev(2, 2500, EventDetails::StepStarted);
+        let mut v = vec![
+            ev(3, 3000, EventDetails::StepStarted),
+            first.clone(),
+            other_type,
+            first.clone(),
+            other_time,
+            ev(1, 1000, EventDetails::empty("ExecutionStarted")),
+        ];
+        let n = normalize(&mut v);
+        assert_eq!(v.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(v[1], first, "the first copy in input order wins");
+        assert_eq!(n.repeats, 1, "the identical copy is a plain repeat");
+        assert_eq!(n.conflicts.len(), 2, "{:?}", n.conflicts);
+        assert!(
+            n.conflicts
+                .iter()
+                .all(|a| a.event_id == 2 && a.kind == AnomalyKind::ConflictingDuplicateEvent)
+        );
+        assert!(
+            n.conflicts[0]
+                .message
+                .contains("EventType StepStarted / StepSucceeded"),
+            "{}",
+            n.conflicts[0].message
+        );
+        assert!(
+            n.conflicts[1].message.contains("EventTimestamp 2 / 2.5"),
+            "{}",
+            n.conflicts[1].message
+        );
+    }
+
+    #[test]
+    fn anomaly_kinds_are_listed_in_the_trace_model() {
+        let doc = include_str!("../../docs/TRACE_MODEL.md");
+        for k in AnomalyKind::ALL {
+            assert!(
+                doc.contains(&format!("`{}`", k.as_str())),
+                "docs/TRACE_MODEL.md does not list {}",
+                k.as_str()
+            );
+        }
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! The SDK parses `EventTimestamp` through an `f64` into seconds and truncated nanoseconds;
 //! [`Timestamp::from_secs_nanos`] rounds that to the millisecond exactly as the raw-JSON path does.
+//! Times the SDK accepts beyond what the raw-JSON reader does ([`crate::time::MAX_EPOCH_SECONDS`])
+//! are clamped to that bound; the fold reports every time a span cannot carry.
 
 use aws_sdk_lambda::primitives::DateTime;
 use aws_sdk_lambda::types as sdk;
 
 use super::{
-    ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails, after_epoch, nonempty,
-    nonzero,
+    ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails, nonempty, nonzero,
+    present_time,
 };
 use crate::time::Timestamp;
 
@@ -116,7 +118,7 @@ impl TryFrom<&sdk::Event> for Event {
                 let d = e.wait_started_details();
                 D::WaitStarted {
                     duration_seconds: nonzero(d.and_then(|d| secs(d.duration()))),
-                    scheduled_end: after_epoch(d.map(|d| ts(d.scheduled_end_timestamp()))),
+                    scheduled_end: present_time(d.map(|d| ts(d.scheduled_end_timestamp()))),
                 }
             }
             T::WaitSucceeded => D::WaitSucceeded {
@@ -191,8 +193,8 @@ impl TryFrom<&sdk::Event> for Event {
             T::InvocationCompleted => {
                 let d = e.invocation_completed_details();
                 D::InvocationCompleted {
-                    start: after_epoch(d.map(|d| ts(d.start_timestamp()))),
-                    end: after_epoch(d.map(|d| ts(d.end_timestamp()))),
+                    start: present_time(d.map(|d| ts(d.start_timestamp()))),
+                    end: present_time(d.map(|d| ts(d.end_timestamp()))),
                     request_id: nonempty(d.map(|d| d.request_id().to_owned())),
                     error: error(d.and_then(|d| d.error())),
                 }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+pub use crate::history::{Anomaly, AnomalyKind};
 use crate::history::{ErrorInfo, Event, EventDetails, OperationRef, Payload, RetryDetails};
 use crate::time::Timestamp;
 
@@ -316,58 +317,6 @@ pub struct ExecutionInfo {
     /// Invocations completed so far (InvocationCompleted events).
     #[serde(default)]
     pub invocations: u32,
-}
-
-/// Something the history should not contain; drawn as well as possible and reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Anomaly {
-    pub event_id: u64,
-    pub kind: AnomalyKind,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AnomalyKind {
-    /// An EventType this version does not know (counted, never a failure).
-    UnknownEventType,
-    /// An event whose EventId was already applied (overlapping pages).
-    DuplicateEvent,
-    /// EventIds jumped: events are missing.
-    EventGap,
-    /// An operation event without an Id.
-    MissingOperationId,
-    /// An operation finished, or progressed, without a start.
-    NoStart,
-    /// A second start event for an operation already open.
-    RepeatedStart,
-    /// An event that does not fit the operation's type.
-    TypeMismatch,
-    /// An event for an operation that had already finished.
-    AfterFinish,
-    /// ParentId names an operation never seen.
-    UnknownParent,
-    /// An event after the execution's terminal event.
-    AfterTerminal,
-    /// No ExecutionStarted before other events.
-    NoExecutionStarted,
-}
-
-impl AnomalyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AnomalyKind::UnknownEventType => "unknown_event_type",
-            AnomalyKind::DuplicateEvent => "duplicate_event",
-            AnomalyKind::EventGap => "event_gap",
-            AnomalyKind::MissingOperationId => "missing_operation_id",
-            AnomalyKind::NoStart => "no_start",
-            AnomalyKind::RepeatedStart => "repeated_start",
-            AnomalyKind::TypeMismatch => "type_mismatch",
-            AnomalyKind::AfterFinish => "after_finish",
-            AnomalyKind::UnknownParent => "unknown_parent",
-            AnomalyKind::AfterTerminal => "after_terminal",
-            AnomalyKind::NoExecutionStarted => "no_execution_started",
-        }
-    }
 }
 
 /// What changed when one event was applied. Borrowed from the state: observers copy what they
@@ -702,6 +651,7 @@ impl Execution {
         }
         self.last_event_id = e.id;
         self.events_applied += 1;
+        self.report_undrawable_times(e, obs);
 
         if self.is_finished() {
             self.anomaly(
@@ -890,6 +840,30 @@ impl Execution {
             ),
             D::InvocationCompleted { .. } | D::Unknown { .. } => {}
         }
+    }
+
+    /// One anomaly for an event with times a span cannot carry (the readers keep them as read;
+    /// spans clamp them), naming each field and its value.
+    fn report_undrawable_times(&self, e: &Event, obs: &mut impl Observer) {
+        let mut fields = e.undrawable_timestamps().peekable();
+        if fields.peek().is_none() {
+            return;
+        }
+        let listed: Vec<String> = fields
+            .map(|(field, t)| format!("{field} {t} ({})", t.to_iso8601()))
+            .collect();
+        self.anomaly(
+            obs,
+            e.id,
+            AnomalyKind::TimestampOutOfRange,
+            format!(
+                "{} has {} outside what a span can carry ({} to {}): kept as read, clamped to that range in spans",
+                e.details.event_type(),
+                listed.join(", "),
+                Timestamp::DRAWABLE_MIN.to_iso8601(),
+                Timestamp::DRAWABLE_MAX.to_iso8601()
+            ),
+        );
     }
 
     fn anomaly(&self, obs: &mut impl Observer, event_id: u64, kind: AnomalyKind, message: String) {

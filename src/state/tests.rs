@@ -504,3 +504,64 @@ fn a_snapshot_resumes_exactly_where_the_fold_was() {
     }
     assert!(Execution::restore(&serde_json::json!({"not": "a fold"})).is_none());
 }
+
+#[test]
+fn times_a_span_cannot_carry_are_kept_and_reported_once_per_event() {
+    let evs = events(&format!(
+        r#"{START},
+        {{"EventType":"WaitStarted","EventId":2,"EventTimestamp":-1e12,"Id":"w","SubType":"Wait","WaitStartedDetails":{{"Duration":5,"ScheduledEndTimestamp":2.5e14}}}},
+        {{"EventType":"InvocationCompleted","EventId":3,"EventTimestamp":102,"InvocationCompletedDetails":{{"StartTimestamp":-5,"EndTimestamp":102}}}},
+        {{"EventType":"WaitSucceeded","EventId":4,"EventTimestamp":"1969-12-31T23:59:59Z","Id":"w","SubType":"Wait"}},
+        {{"EventType":"ExecutionSucceeded","EventId":5,"EventTimestamp":110,"Id":"ex"}}"#
+    ));
+    // The readers keep every time as read, before the epoch too.
+    assert_eq!(evs[1].timestamp, Timestamp(-1_000_000_000_000_000));
+    let mut anomalies = Vec::new();
+    let mut ex = Execution::new(
+        "arn",
+        FoldOptions {
+            keep_finished: true,
+        },
+    );
+    ex.apply_all(
+        &evs,
+        &mut FnObserver(|t: Transition<'_>| {
+            if let Transition::Anomaly(a) = t {
+                anomalies.push(a.clone());
+            }
+        }),
+    );
+    let ids: Vec<(u64, AnomalyKind)> = anomalies.iter().map(|a| (a.event_id, a.kind)).collect();
+    assert_eq!(
+        ids,
+        [
+            (2, AnomalyKind::TimestampOutOfRange),
+            (3, AnomalyKind::TimestampOutOfRange),
+            (4, AnomalyKind::TimestampOutOfRange),
+        ]
+    );
+    // One anomaly for event 2, naming both of its fields and their values.
+    let m = &anomalies[0].message;
+    assert!(
+        m.contains("EventTimestamp -1000000000000 (")
+            && m.contains("ScheduledEndTimestamp 250000000000000 ("),
+        "{m}"
+    );
+    assert!(
+        anomalies[1]
+            .message
+            .contains("StartTimestamp -5 (1969-12-31T23:59:55.000Z)")
+    );
+    // Nothing is lost: the wait is there with its times as read.
+    let wait = ex.operations().into_iter().find(|o| &*o.id == "w").unwrap();
+    assert_eq!(wait.status, OperationStatus::Succeeded);
+    assert_eq!(wait.start, Timestamp(-1_000_000_000_000_000));
+    assert!(matches!(
+        wait.details,
+        Details::Wait {
+            scheduled_end: Some(Timestamp(250_000_000_000_000_000)),
+            ..
+        }
+    ));
+    assert!(ex.is_finished());
+}

@@ -446,8 +446,9 @@ impl TraceBuilder {
         );
         span.links
             .push(self.invocation_link(trace_id, a.invocation));
+        // Each attempt follows its own outcome (AWS's conformance suite checks OK, not UNSET).
         match a.outcome {
-            AttemptOutcome::Succeeded => {}
+            AttemptOutcome::Succeeded => span.status = StatusCode::Ok,
             AttemptOutcome::Failed => set_error(&mut span, a.error.as_ref(), a.end, "FAILED"),
             AttemptOutcome::Interrupted => {
                 span.status = StatusCode::Error;

@@ -1,6 +1,8 @@
 //! A trace as an indented timeline for a terminal: one line per span with its status, its start
 //! offset from the trace's first span and its duration, children under parents in start order,
-//! the way a trace viewer lists them.
+//! the way a trace viewer lists them. Nesting deeper than [`MAX_DRAWN_LEVELS`] shows the count
+//! of the levels left out (`[+N]`) instead of drawing them, and the walk is iterative: ParentId
+//! chains of any depth neither overflow the stack nor make lines grow with the depth.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -31,20 +33,7 @@ pub fn render(spans: &[Span]) -> String {
     order(&mut roots);
     children.iter_mut().for_each(order);
 
-    let mut rows = Vec::with_capacity(spans.len());
-    let mut visited = vec![false; spans.len()];
-    for (n, &r) in roots.iter().enumerate() {
-        walk(
-            spans,
-            &children,
-            r,
-            String::new(),
-            n + 1 == roots.len(),
-            true,
-            &mut rows,
-            &mut visited,
-        );
-    }
+    let rows = walk(spans, &children, &roots);
     let width = rows
         .iter()
         .map(|(l, _)| l.chars().count())
@@ -71,48 +60,84 @@ pub fn render(spans: &[Span]) -> String {
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk(
-    spans: &[Span],
-    children: &[Vec<usize>],
+/// Guide levels drawn in full; a deeper line shows the first ones and how many it leaves out,
+/// so a line stays short however deep the nesting (indenting every level would make the output
+/// grow with the square of the depth).
+pub const MAX_DRAWN_LEVELS: usize = 32;
+
+/// One span waiting to be drawn: its index, the guides of its ancestors (at most
+/// [`MAX_DRAWN_LEVELS`]), how many guide levels it has in all, and whether it is the last child.
+struct Pending {
     i: usize,
     prefix: String,
+    levels: usize,
     last: bool,
     root: bool,
-    rows: &mut Vec<(String, usize)>,
-    visited: &mut [bool],
-) {
-    if std::mem::replace(&mut visited[i], true) {
-        return;
+}
+
+/// The rows (label, span index) in depth-first order, children in the order given. Iterative:
+/// the nesting depth comes from the input (ParentId chains) and must not reach the call stack.
+/// A span already drawn is not drawn again, and spans no root leads to (a parent cycle) are
+/// drawn as roots of their own, so every span gets its line.
+fn walk(spans: &[Span], children: &[Vec<usize>], roots: &[usize]) -> Vec<(String, usize)> {
+    let mut rows = Vec::with_capacity(spans.len());
+    let mut visited = vec![false; spans.len()];
+    let mut stack: Vec<Pending> = Vec::new();
+    for r in roots.iter().copied().chain(0..spans.len()) {
+        if visited[r] {
+            continue;
+        }
+        stack.push(Pending {
+            i: r,
+            prefix: String::new(),
+            levels: 0,
+            last: true,
+            root: true,
+        });
+        while let Some(p) = stack.pop() {
+            if std::mem::replace(&mut visited[p.i], true) {
+                continue;
+            }
+            let branch = if p.root {
+                ""
+            } else if p.last {
+                "└─ "
+            } else {
+                "├─ "
+            };
+            let elided = p.levels.saturating_sub(MAX_DRAWN_LEVELS);
+            let label = if elided > 0 {
+                format!(
+                    "{}[+{elided}] {branch}{}",
+                    p.prefix,
+                    display_name(&spans[p.i])
+                )
+            } else {
+                format!("{}{branch}{}", p.prefix, display_name(&spans[p.i]))
+            };
+            rows.push((label, p.i));
+            // A root's children hang from the left edge; others add this span's guide.
+            let (child_prefix, child_levels) = if p.root {
+                (p.prefix, p.levels)
+            } else if p.levels >= MAX_DRAWN_LEVELS {
+                (p.prefix, p.levels + 1)
+            } else {
+                let guide = if p.last { "   " } else { "│  " };
+                (p.prefix + guide, p.levels + 1)
+            };
+            let kids = &children[p.i];
+            for (n, &c) in kids.iter().enumerate().rev() {
+                stack.push(Pending {
+                    i: c,
+                    prefix: child_prefix.clone(),
+                    levels: child_levels,
+                    last: n + 1 == kids.len(),
+                    root: false,
+                });
+            }
+        }
     }
-    let branch = if root {
-        ""
-    } else if last {
-        "└─ "
-    } else {
-        "├─ "
-    };
-    rows.push((format!("{prefix}{branch}{}", display_name(&spans[i])), i));
-    let child_prefix = if root {
-        prefix
-    } else if last {
-        format!("{prefix}   ")
-    } else {
-        format!("{prefix}│  ")
-    };
-    let kids = &children[i];
-    for (n, &c) in kids.iter().enumerate() {
-        walk(
-            spans,
-            children,
-            c,
-            child_prefix.clone(),
-            n + 1 == kids.len(),
-            false,
-            rows,
-            visited,
-        );
-    }
+    rows
 }
 
 fn str_attr<'a>(s: &'a Span, key: &str) -> Option<&'a str> {
@@ -179,4 +204,96 @@ fn note(s: &Span) -> String {
         }
     }
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+    use crate::trace::ids::{SpanId, TraceId};
+
+    fn span(id: u64, parent: Option<u64>, name: &str) -> Span {
+        Span {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId(id.to_be_bytes()),
+            parent_span_id: parent.map(|p| SpanId(p.to_be_bytes())),
+            parent_is_remote: false,
+            name: super::super::Text::Owned(name.to_owned()),
+            start: Timestamp(1000 + id as i64),
+            end: Timestamp(2000 + id as i64),
+            attributes: Vec::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            status: StatusCode::Unset,
+            status_message: None,
+        }
+    }
+
+    /// The label column of each line (the status of these spans is `-`).
+    fn labels(out: &str) -> Vec<&str> {
+        out.lines()
+            .map(|l| l.split("  -").next().unwrap().trim_end())
+            .collect()
+    }
+
+    #[test]
+    fn children_hang_under_their_parents() {
+        let spans = vec![
+            span(1, None, "root"),
+            span(2, Some(1), "a"),
+            span(3, Some(2), "a1"),
+            span(4, Some(2), "a2"),
+            span(5, Some(4), "a2x"),
+            span(6, Some(1), "b"),
+        ];
+        assert_eq!(
+            labels(&render(&spans)),
+            [
+                "root",
+                "├─ a",
+                "│  ├─ a1",
+                "│  └─ a2",
+                "│     └─ a2x",
+                "└─ b"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_chain_deeper_than_the_stack_renders_every_span_once() {
+        // Deep enough to overflow a recursive walk on a 2 MiB test thread.
+        let depth = 200_000;
+        let spans: Vec<Span> = (1..=depth)
+            .map(|i| span(i, (i > 1).then(|| i - 1), &format!("op-{i}")))
+            .collect();
+        let out = render(&spans);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), depth as usize);
+        assert!(lines[0].starts_with("op-1 "), "{}", lines[0]);
+        // Depth shows in full up to MAX_DRAWN_LEVELS guides, then as a count.
+        let last = lines[lines.len() - 1];
+        let elided = depth as usize - 2 - MAX_DRAWN_LEVELS;
+        let expected = format!(
+            "{}[+{elided}] └─ op-{depth} ",
+            "   ".repeat(MAX_DRAWN_LEVELS)
+        );
+        assert!(last.starts_with(&expected), "{last}");
+        // Lines stay short: no line is padded to the depth.
+        assert!(
+            lines.iter().all(|l| l.chars().count() < 200),
+            "{}",
+            lines[1]
+        );
+    }
+
+    #[test]
+    fn spans_in_a_parent_cycle_still_get_their_lines() {
+        let spans = vec![
+            span(1, None, "root"),
+            span(2, Some(3), "a"),
+            span(3, Some(2), "b"),
+        ];
+        let out = render(&spans);
+        assert_eq!(labels(&out), ["root", "a", "└─ b"], "{out}");
+    }
 }
