@@ -1422,12 +1422,12 @@ mod tests {
                 if i > 0 {
                     assert!(e.timestamp >= events[i - 1].timestamp, "event {}", e.id);
                 }
-                if let Some(r) = &e.operation {
-                    if !is_execution_event(e) {
-                        assert_eq!(r.id.len(), 64);
-                        assert!(r.id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
-                        assert!(r.sub_type.is_some() && r.name.is_some());
-                    }
+                if let Some(r) = &e.operation
+                    && !is_execution_event(e)
+                {
+                    assert_eq!(r.id.len(), 64);
+                    assert!(r.id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
+                    assert!(r.sub_type.is_some() && r.name.is_some());
                 }
             }
             let last = events.last().unwrap();
@@ -1516,11 +1516,12 @@ mod tests {
         }
         // Payload sizes.
         for e in &events {
-            if let Some(p) = e.details.result().and_then(|p| p.payload.as_ref()) {
-                if p != "null" && !p.starts_with("{\"status\"") {
-                    assert!((50..=500).contains(&p.len()), "{} bytes", p.len());
-                    serde_json::from_str::<serde_json::Value>(p).unwrap();
-                }
+            if let Some(p) = e.details.result().and_then(|p| p.payload.as_ref())
+                && p != "null"
+                && !p.starts_with("{\"status\"")
+            {
+                assert!((50..=500).contains(&p.len()), "{} bytes", p.len());
+                serde_json::from_str::<serde_json::Value>(p).unwrap();
             }
         }
     }

@@ -167,10 +167,10 @@ fn the_demo_serves_metrics_writes_spans_and_stops_by_itself() {
             .collect();
         assert_eq!(ids.len(), spans.len(), "no span twice");
         for s in spans {
-            if let Some(p) = s.get("parentSpanId").and_then(Value::as_str) {
-                if s["name"] != "Workflow" {
-                    assert!(ids.contains(p), "{} has its parent", s["name"]);
-                }
+            if let Some(p) = s.get("parentSpanId").and_then(Value::as_str)
+                && s["name"] != "Workflow"
+            {
+                assert!(ids.contains(p), "{} has its parent", s["name"]);
             }
         }
     }

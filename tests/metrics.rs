@@ -220,10 +220,10 @@ impl Exposition {
     /// The family a sample belongs to (its name without a histogram suffix).
     fn family_of<'a>(&self, s: &'a Sample) -> &'a str {
         for suffix in ["_bucket", "_sum", "_count"] {
-            if let Some(base) = s.name.strip_suffix(suffix) {
-                if self.types.get(base).map(String::as_str) == Some("histogram") {
-                    return base;
-                }
+            if let Some(base) = s.name.strip_suffix(suffix)
+                && self.types.get(base).map(String::as_str) == Some("histogram")
+            {
+                return base;
             }
         }
         &s.name

@@ -885,10 +885,10 @@ impl Coordinator {
             .buffered_spans
             .store(self.buffered_spans as u64, Ordering::Relaxed);
         for child in children {
-            if let Ok(a) = ExecutionArn::parse(&child) {
-                if self.track(a.as_str(), Source::ChainedInvoke) {
-                    tracing::info!(parent = %arn, child = %child, "following a chained invoke");
-                }
+            if let Ok(a) = ExecutionArn::parse(&child)
+                && self.track(a.as_str(), Source::ChainedInvoke)
+            {
+                tracing::info!(parent = %arn, child = %child, "following a chained invoke");
             }
         }
         hold.is_some()

@@ -130,11 +130,11 @@ pub async fn run(
             }
         }
         let counts: Vec<usize> = batch.iter().map(|j| j.spans.len()).collect();
-        if let Sink::JsonLines(file) = &mut sink {
-            if let Err(e) = write_lines(file, &batch, &counters) {
-                tracing::error!(error = %e, "cannot write spans to the file; stopping the export");
-                return;
-            }
+        if let Sink::JsonLines(file) = &mut sink
+            && let Err(e) = write_lines(file, &batch, &counters)
+        {
+            tracing::error!(error = %e, "cannot write spans to the file; stopping the export");
+            return;
         }
         if let Sink::Otlp(client) = &sink {
             // Group by resource, keeping production order within each resource.

@@ -594,17 +594,17 @@ impl Observer for ExecutionObserver<'_> {
                 m.executions_finished
                     .with_label_values(&[self.function, self.qualifier, status])
                     .inc();
-                if let (Some(s), Some(e)) = (info.start, info.end) {
-                    if info.status != ExecutionStatus::Running {
-                        m.observe(
-                            &m.execution_duration,
-                            "durable_execution_duration_seconds",
-                            &[self.function, self.qualifier, status],
-                            secs(e.millis() - s.millis()),
-                            self.trace_id,
-                            secs(e.millis()),
-                        );
-                    }
+                if let (Some(s), Some(e)) = (info.start, info.end)
+                    && info.status != ExecutionStatus::Running
+                {
+                    m.observe(
+                        &m.execution_duration,
+                        "durable_execution_duration_seconds",
+                        &[self.function, self.qualifier, status],
+                        secs(e.millis() - s.millis()),
+                        self.trace_id,
+                        secs(e.millis()),
+                    );
                 }
                 let at = info.end.map_or(0.0, |e| secs(e.millis()));
                 m.observe(

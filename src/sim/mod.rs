@@ -609,17 +609,16 @@ impl Simulation {
                 body.insert("TraceHeader".into(), json!({ "XAmznTraceId": &**t }));
             }
             let events = self.events(x);
-            if include {
-                if let Some(EventDetails::ExecutionStarted {
+            if include
+                && let Some(EventDetails::ExecutionStarted {
                     input:
                         Some(Payload {
                             payload: Some(p), ..
                         }),
                     ..
                 }) = events.first().map(|e| &e.details)
-                {
-                    body.insert("InputPayload".into(), p.clone().into());
-                }
+            {
+                body.insert("InputPayload".into(), p.clone().into());
             }
             if x.end_ms(now_ms).is_some() {
                 match events.last().map(|e| &e.details) {

@@ -1083,19 +1083,19 @@ impl Execution {
             op.end = Some(e.timestamp);
             op.end_invocation = Some(self.invocation);
             op.unfinished = true;
-            if let Details::Step(s) = &mut op.details {
-                if let Some((start, invocation)) = s.attempt_open.take() {
-                    let attempt = Attempt {
-                        number: s.attempts,
-                        start,
-                        end: e.timestamp,
-                        outcome: AttemptOutcome::Interrupted,
-                        invocation,
-                        error: None,
-                        next_attempt_delay_seconds: None,
-                    };
-                    obs.observe(Transition::AttemptEnded(&op, &attempt));
-                }
+            if let Details::Step(s) = &mut op.details
+                && let Some((start, invocation)) = s.attempt_open.take()
+            {
+                let attempt = Attempt {
+                    number: s.attempts,
+                    start,
+                    end: e.timestamp,
+                    outcome: AttemptOutcome::Interrupted,
+                    invocation,
+                    error: None,
+                    next_attempt_delay_seconds: None,
+                };
+                obs.observe(Transition::AttemptEnded(&op, &attempt));
             }
             obs.observe(Transition::OperationFinished(&op));
             if self.options.keep_finished {

@@ -175,12 +175,13 @@ fn status_label(s: &Span) -> String {
 
 fn note(s: &Span) -> String {
     let mut parts: Vec<String> = Vec::new();
-    if let Some(t) = str_attr(s, "durable.operation.type") {
-        if !s.name.contains(" attempt ") && !s.name.contains(" back-off ") {
-            match str_attr(s, "durable.operation.subtype") {
-                Some(st) => parts.push(format!("{t}/{st}")),
-                None => parts.push(t.to_owned()),
-            }
+    if let Some(t) = str_attr(s, "durable.operation.type")
+        && !s.name.contains(" attempt ")
+        && !s.name.contains(" back-off ")
+    {
+        match str_attr(s, "durable.operation.subtype") {
+            Some(st) => parts.push(format!("{t}/{st}")),
+            None => parts.push(t.to_owned()),
         }
     }
     if let Some(w) = str_attr(s, "durable.suspension.waiting_for") {
@@ -198,10 +199,10 @@ fn note(s: &Span) -> String {
     if let Some(Value::Bool(true)) = s.attribute("durable.operation.unfinished") {
         parts.push("unfinished when the execution ended".to_owned());
     }
-    if s.status == StatusCode::Error {
-        if let Some(m) = &s.status_message {
-            parts.push(format!("error: {m}"));
-        }
+    if s.status == StatusCode::Error
+        && let Some(m) = &s.status_message
+    {
+        parts.push(format!("error: {m}"));
     }
     parts.join("; ")
 }

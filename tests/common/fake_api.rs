@@ -823,12 +823,12 @@ impl ApiState {
                 "Invalid Marker: the marker {token:?} is not valid"
             )));
         };
-        if let Some(ttl) = self.faults.expire_markers_after {
-            if now.duration_since(m.issued) > ttl {
-                return Err(Reply::invalid(format!(
-                    "Invalid Marker: the marker {token:?} has expired"
-                )));
-            }
+        if let Some(ttl) = self.faults.expire_markers_after
+            && now.duration_since(m.issued) > ttl
+        {
+            return Err(Reply::invalid(format!(
+                "Invalid Marker: the marker {token:?} has expired"
+            )));
         }
         Ok(&m.scope)
     }
@@ -902,10 +902,8 @@ impl ApiState {
         }
         if let Some(end) = terminal(exec) {
             let details = &end[format!("{}Details", end["EventType"].as_str().unwrap_or(""))];
-            if include {
-                if let Some(result) = details["Result"]["Payload"].as_str() {
-                    body["Result"] = result.into();
-                }
+            if include && let Some(result) = details["Result"]["Payload"].as_str() {
+                body["Result"] = result.into();
             }
             if let Some(error) = details["Error"]["Payload"].as_object() {
                 body["Error"] = Value::Object(error.clone());

@@ -266,10 +266,10 @@ impl Prometheus {
         let deadline = Instant::now() + timeout;
         loop {
             let last = self.try_query(promql).await;
-            if let Ok(v) = &last {
-                if pred(v) {
-                    return last.unwrap();
-                }
+            if let Ok(v) = &last
+                && pred(v)
+            {
+                return last.unwrap();
             }
             if Instant::now() >= deadline {
                 panic!(
