@@ -11,14 +11,12 @@
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message as _;
-use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::trace::proto::encode_request;
@@ -133,7 +131,8 @@ fn first_set(
 /// TLS files for `https://` endpoints, all PEM. The system's CA certificates are always
 /// trusted; `ca_file` adds to them (a private CA). A client certificate and its key go together
 /// (mutual TLS).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct OtlpTls {
     pub ca_file: Option<PathBuf>,
     pub client_cert_file: Option<PathBuf>,
@@ -550,7 +549,7 @@ impl OtlpClient {
                 let config = match &tls {
                     Some(t) => t.client_config().map_err(build)?,
                     // Never used: every request goes to the http:// URI.
-                    None => rustls::ClientConfig::builder_with_provider(crypto_provider())
+                    None => rustls::ClientConfig::builder_with_provider(crate::tls::provider())
                         .with_safe_default_protocol_versions()
                         .map_err(|e| build(e.to_string()))?
                         .with_root_certificates(rustls::RootCertStore::empty())
@@ -721,11 +720,11 @@ impl OtlpClient {
         }
         let body = body.map(|b| b.to_bytes()).unwrap_or_default();
         let mut message = http_error_message(&parts.headers, &body);
-        if parts.status.is_redirection() {
-            if let Some(to) = parts.headers.get(header::LOCATION) {
-                let to = String::from_utf8_lossy(to.as_bytes());
-                message = format!("redirected to {to} (not followed; set the endpoint to it)");
-            }
+        if parts.status.is_redirection()
+            && let Some(to) = parts.headers.get(header::LOCATION)
+        {
+            let to = String::from_utf8_lossy(to.as_bytes());
+            message = format!("redirected to {to} (not followed; set the endpoint to it)");
         }
         Err(ExportError::Http {
             endpoint: self.endpoint.clone(),
@@ -796,12 +795,12 @@ fn is_protobuf(headers: &http::HeaderMap) -> bool {
 /// The collector's message in an error answer: a `google.rpc.Status` (protobuf, as OTLP/HTTP
 /// asks), else the body's first [`ERROR_BODY_BYTES`] bytes.
 fn http_error_message(headers: &http::HeaderMap, body: &[u8]) -> String {
-    if !body.is_empty() && is_protobuf(headers) {
-        if let Ok(s) = RpcStatus::decode(body) {
-            if !s.message.is_empty() {
-                return text_prefix(s.message.as_bytes(), ERROR_BODY_BYTES);
-            }
-        }
+    if !body.is_empty()
+        && is_protobuf(headers)
+        && let Ok(s) = RpcStatus::decode(body)
+        && !s.message.is_empty()
+    {
+        return text_prefix(s.message.as_bytes(), ERROR_BODY_BYTES);
     }
     text_prefix(body, ERROR_BODY_BYTES)
 }
@@ -881,10 +880,6 @@ impl tonic::codec::Decoder for ReplyDecoder {
     }
 }
 
-fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// A client certificate chain and its key, as read (PEM).
 struct Identity {
     cert_pem: Vec<u8>,
@@ -901,24 +896,12 @@ struct TlsFiles {
     identity: Option<Identity>,
 }
 
-fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
-}
-
 fn pem_certificates(
     what: &str,
     path: &Path,
 ) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), String> {
-    let pem = read_file(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("the {what} {} is not valid PEM: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "the {what} {} holds no certificate (a PEM \"BEGIN CERTIFICATE\" block)",
-            path.display()
-        ));
-    }
+    let pem = crate::tls::read(what, path)?;
+    let certs = crate::tls::certificates(what, &path.display().to_string(), &pem)?;
     Ok((pem, certs))
 }
 
@@ -928,16 +911,10 @@ impl TlsFiles {
         let native = rustls_native_certs::load_native_certs();
         let (added, _) = roots.add_parsable_certificates(native.certs);
         if let Some(path) = &tls.ca_file {
-            let (_, certs) = pem_certificates("CA file", path)?;
-            for (i, c) in certs.into_iter().enumerate() {
-                roots.add(c).map_err(|e| {
-                    format!(
-                        "certificate {} in the CA file {} cannot be a CA: {e}",
-                        i + 1,
-                        path.display()
-                    )
-                })?;
-            }
+            let pem = crate::tls::read("CA file", path)?;
+            roots
+                .roots
+                .extend(crate::tls::roots("CA file", &path.display().to_string(), &pem)?.roots);
         } else if added == 0 {
             let why = native
                 .errors
@@ -964,14 +941,12 @@ impl TlsFiles {
             }
             (Some(cert_file), Some(key_file)) => {
                 let (cert_pem, chain) = pem_certificates("client certificate", cert_file)?;
-                let key_pem = read_file("client key", key_file)?;
-                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
-                    rustls::pki_types::pem::Error::NoItemsFound => format!(
-                        "the client key {} holds no private key (a PEM PKCS#8, RSA or EC \"PRIVATE KEY\" block)",
-                        key_file.display()
-                    ),
-                    e => format!("the client key {} is not valid PEM: {e}", key_file.display()),
-                })?;
+                let key_pem = crate::tls::read("client key", key_file)?;
+                let key = crate::tls::private_key(
+                    "client key",
+                    &key_file.display().to_string(),
+                    &key_pem,
+                )?;
                 Some(Identity {
                     cert_pem,
                     key_pem,
@@ -987,7 +962,7 @@ impl TlsFiles {
 
     /// The rustls config (no ALPN: HTTP/1.1); checks that the client key fits its certificate.
     fn client_config(&self) -> Result<rustls::ClientConfig, String> {
-        let builder = rustls::ClientConfig::builder_with_provider(crypto_provider())
+        let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_root_certificates(self.roots.clone());

@@ -1,8 +1,8 @@
 //! docs/CONFIG.md, the config struct and the container files cannot drift apart.
 //!
-//! The key lists are read from `src/config.rs` (the `const *_KEYS: &[&str]` arrays the loader
-//! checks every key against, so a key the loader reads is in them), the defaults from
-//! `config/durable-exporter.yaml` (which a unit test in src/config.rs ties to `Config::default`).
+//! The keys come from the config struct itself (`Config::keys`, what serde derives: a field is a
+//! key), the defaults from `config/durable-exporter.yaml` (which a unit test in src/config ties
+//! to `Config::default`).
 //! The Dockerfile and the ECS task definitions are checked by reading: no container engine is
 //! needed.
 
@@ -24,89 +24,17 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Every `const NAME: &[&str] = &[...];` in `src`, by name, with its strings.
-fn string_list_consts(src: &str) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    let mut rest = src;
-    while let Some(i) = rest.find("const ") {
-        rest = &rest[i + "const ".len()..];
-        let Some((name, after)) = rest.split_once(':') else {
-            break;
-        };
-        let name = name.trim();
-        let after = after.trim_start();
-        if !after.starts_with("&[&str]")
-            || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
-        {
-            continue;
-        }
-        let body_start = after
-            .find("= &[")
-            .map(|j| j + "= &[".len())
-            .unwrap_or_else(|| panic!("{name}: no array literal"));
-        let body_end = body_start
-            + after[body_start..]
-                .find("];")
-                .unwrap_or_else(|| panic!("{name}: unterminated array"));
-        let items = after[body_start..body_end]
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.strip_prefix('"')
-                    .and_then(|s| s.strip_suffix('"'))
-                    .unwrap_or_else(|| panic!("{name}: {s} is not a string literal"))
-                    .to_owned()
-            })
-            .collect();
-        out.insert(name.to_owned(), items);
-    }
-    out
-}
-
-/// The config's keys as docs/CONFIG.md writes them (`poll.interval`,
-/// `track.functions[].name`), from the key lists in src/config.rs.
+/// The config's sections and keys as docs/CONFIG.md writes them (`poll.interval`,
+/// `otlp.tls.ca_file`, `track.functions[].name`), from the struct.
 fn config_keys() -> (Vec<String>, BTreeSet<String>) {
-    let consts = string_list_consts(&read("src/config.rs"));
-    let sections = consts
-        .get("TOP_KEYS")
-        .expect("TOP_KEYS in src/config.rs")
-        .clone();
-    assert!(sections.len() >= 8, "{sections:?}");
-    let mut keys = BTreeSet::new();
-    let mut used = BTreeSet::from(["TOP_KEYS".to_owned()]);
-    for section in &sections {
-        let name = format!("{}_KEYS", section.to_uppercase());
-        let list = consts
-            .get(&name)
-            .unwrap_or_else(|| panic!("src/config.rs: section {section} has no {name}"));
-        assert!(!list.is_empty(), "{name} is empty");
-        keys.extend(list.iter().map(|k| format!("{section}.{k}")));
-        used.insert(name);
-    }
-    for k in &consts["FUNCTION_KEYS"] {
-        keys.insert(format!("track.functions[].{k}"));
-    }
-    used.insert("FUNCTION_KEYS".to_owned());
-    // A new nested key list must be mapped here (and documented).
-    let unmapped: Vec<&String> = consts
-        .keys()
-        .filter(|n| n.ends_with("_KEYS") && !used.contains(*n))
-        .collect();
-    assert!(
-        unmapped.is_empty(),
-        "key lists in src/config.rs this test does not map to a section: {unmapped:?}"
-    );
-    (sections, keys)
+    use durable_exporter::config::Config;
+    let sections = Config::sections();
+    assert!(sections.len() >= 9, "{sections:?}");
+    (sections, Config::keys().into_iter().collect())
 }
 
 fn env_var(key: &str) -> String {
-    let (section, name) = key.split_once('.').unwrap();
-    format!(
-        "{ENV_PREFIX}{}__{}",
-        section.to_uppercase(),
-        name.to_uppercase()
-    )
+    format!("{ENV_PREFIX}{}", key.to_uppercase().replace('.', "__"))
 }
 
 /// The table rows of docs/CONFIG.md whose first cell is a backticked key: key → cells.
@@ -148,11 +76,11 @@ fn config_md_documents_exactly_the_config_keys() {
     let extra: Vec<_> = documented.difference(&keys).collect();
     assert!(
         missing.is_empty(),
-        "keys in src/config.rs missing from docs/CONFIG.md: {missing:?}"
+        "config keys missing from docs/CONFIG.md: {missing:?}"
     );
     assert!(
         extra.is_empty(),
-        "docs/CONFIG.md documents keys src/config.rs does not know: {extra:?}"
+        "docs/CONFIG.md documents keys the config does not know: {extra:?}"
     );
 
     for key in keys.iter().filter(|k| !k.contains("[]")) {
@@ -243,8 +171,11 @@ fn config_md_names_exactly_the_otel_variables_read() {
             .filter(|v| v.len() > "OTEL_".len())
             .collect()
     };
-    let src = read("src/config.rs");
-    let non_test_src = src.split("#[cfg(test)]").next().unwrap();
+    // The config loader reads them, and the OTLP client's helpers it calls (TLS, compression).
+    let src = ["src/config/load.rs", "src/otlp.rs"]
+        .map(|f| read(f).split("#[cfg(test)]").next().unwrap().to_owned())
+        .join("\n");
+    let non_test_src = src.as_str();
     let read_by_src: BTreeSet<String> = otel_in(non_test_src)
         .into_iter()
         .filter(|v| non_test_src.contains(&format!("\"{v}\"")))
@@ -253,7 +184,7 @@ fn config_md_names_exactly_the_otel_variables_read() {
     let in_doc = otel_in(&doc);
     assert_eq!(
         in_doc, read_by_src,
-        "the OTEL_* variables docs/CONFIG.md names and those src/config.rs reads differ"
+        "the OTEL_* variables docs/CONFIG.md names and those src/config reads differ"
     );
 }
 
@@ -724,14 +655,4 @@ fn ecs_service_task_definition() {
         "the service discovers executions by function"
     );
     assert_eq!(exporter["essential"], true);
-}
-
-#[test]
-fn key_list_extraction_reads_the_consts() {
-    let consts = string_list_consts(
-        "const A_KEYS: &[&str] = &[\n    \"x\",\n    \"y\",\n];\nconst N: usize = 1;\nconst B_KEYS: &[&str] = &[\"z\"];\n",
-    );
-    assert_eq!(consts["A_KEYS"], ["x", "y"]);
-    assert_eq!(consts["B_KEYS"], ["z"]);
-    assert_eq!(consts.len(), 2);
 }

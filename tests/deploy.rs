@@ -53,18 +53,10 @@ fn parse_json(path: &Path) -> Value {
         .unwrap_or_else(|e| panic!("{}: not valid JSON: {e}", path.display()))
 }
 
-/// Parses YAML with the `config` crate (the daemon's own YAML reader; there is no YAML crate
-/// among the dev-dependencies) into a JSON value.
+/// Parses YAML with serde-saphyr (the daemon's own YAML reader) into a JSON value.
 fn parse_yaml(path: &Path) -> Value {
-    config::Config::builder()
-        .add_source(config::File::from_str(
-            &read(path),
-            config::FileFormat::Yaml,
-        ))
-        .build()
+    serde_saphyr::from_str::<Value>(&read(path))
         .unwrap_or_else(|e| panic!("{}: not valid YAML: {e}", path.display()))
-        .try_deserialize::<Value>()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn dashboards() -> Vec<PathBuf> {

@@ -97,9 +97,7 @@ pub async fn run_embedded(
     };
 
     let counters = embedding.counters.unwrap_or_default();
-    let metrics = Arc::new(crate::metrics::Metrics::new(
-        config.metrics.operation_name_label.clone(),
-    ));
+    let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics.name_label()));
     let exporter_metrics = Arc::new(metrics::ExporterMetrics::new(metrics.registry(), &counters));
     let client = api::sdk_client(
         config.aws.region.as_deref(),
