@@ -33,6 +33,8 @@ pub struct DemoOptions {
     pub duration: Option<Duration>,
     /// Where the daemon serves /metrics, /healthz and its API.
     pub listen: SocketAddr,
+    /// Where the daemon serves its run-time API (`/v1/executions`).
+    pub api_listen: SocketAddr,
     /// Spans go here when no OTLP endpoint is configured.
     pub spans_file: PathBuf,
     /// Checkpoints (a fresh temporary directory when None).
@@ -89,6 +91,7 @@ fn daemon_config(mut config: Config, sim: &SimHandle, opts: &DemoOptions, dir: P
     config.poll.include_execution_data = config.trace.include_payloads;
     config.checkpoint.dir = dir;
     config.http.listen = opts.listen;
+    config.api.listen = opts.api_listen;
     config.otlp.enabled = true;
     config
 }
@@ -147,6 +150,7 @@ pub async fn run(
             "durable-exporter-demo",
         )),
         counters: Some(counters.clone()),
+        bound: None,
     };
     let summary = handle.summary();
     print(&format!(
@@ -158,7 +162,7 @@ pub async fn run(
     ));
     print(&format!(
         "  metrics  http://{}/metrics   health http://{}/healthz   executions http://{}/v1/executions",
-        opts.listen, opts.listen, opts.listen
+        opts.listen, opts.listen, opts.api_listen
     ));
     if opts.otlp {
         print(&format!(

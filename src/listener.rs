@@ -539,6 +539,11 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Serving.
 
+/// Until `shutdown` turns true (the borrow is not held across the wait).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
 /// A bound listener and what it serves.
 pub struct Listener {
     pub name: &'static str,
@@ -582,7 +587,7 @@ impl Listener {
         loop {
             let permit = tokio::select! {
                 p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = shutdown.wait_for(|s| *s) => break,
+                _ = stopped(&mut shutdown) => break,
             };
             let (stream, peer) = tokio::select! {
                 a = tcp.accept() => match a {
@@ -594,7 +599,7 @@ impl Listener {
                         continue;
                     }
                 },
-                _ = shutdown.wait_for(|s| *s) => break,
+                _ = stopped(&mut shutdown) => break,
             };
             let tls = access.borrow().web.as_ref().and_then(|w| w.tls.clone());
             let service = hyper_util::service::TowerToHyperService::new(app.clone());

@@ -180,9 +180,12 @@ struct DemoArgs {
     /// Stop after this long (default: at Ctrl-C).
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
-    /// Where the daemon serves /metrics, /healthz and its API.
+    /// Where the daemon serves /metrics and /healthz.
     #[arg(long, default_value = "127.0.0.1:9464")]
     listen: std::net::SocketAddr,
+    /// Where the daemon serves its run-time API (/v1/executions).
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    api_listen: std::net::SocketAddr,
     /// Spans are appended here as OTLP/JSON lines when no OTLP endpoint is set.
     #[arg(long, default_value = "demo-spans.otlp.jsonl")]
     spans_file: PathBuf,
@@ -408,6 +411,7 @@ fn run_demo(args: DemoArgs) -> ExitCode {
         config,
         duration: args.duration,
         listen: args.listen,
+        api_listen: args.api_listen,
         spans_file: args.spans_file,
         checkpoint_dir: args.checkpoint_dir,
         summary_every: args.summary_every,
@@ -466,7 +470,11 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "cannot run");
             eprintln!("durable-exporter: {e}");
-            ExitCode::FAILURE
+            if e.is_bad_input() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -67,7 +67,7 @@ async fn progressing_executions_are_exported_exactly() {
             .collect();
         wait_for(
             &d,
-            s.http,
+            s.api,
             Duration::from_secs(20),
             "reads to catch up",
             |v| {
@@ -80,7 +80,7 @@ async fn progressing_executions_are_exported_exactly() {
     }
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "every execution to end",
         all_finished(&execs),
@@ -136,7 +136,7 @@ async fn restarts_lose_nothing_and_repeat_at_most_a_batch() {
         .collect();
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "a third acknowledged",
         |v| {
@@ -161,17 +161,11 @@ async fn restarts_lose_nothing_and_repeat_at_most_a_batch() {
         .iter()
         .map(|(a, e)| (a.clone(), (2 * e.len() / 3) as u64 - 5))
         .collect();
-    wait_for(
-        &d,
-        s.http,
-        Duration::from_secs(20),
-        "two thirds read",
-        |v| {
-            two_thirds
-                .iter()
-                .all(|(a, n)| v.get(a).is_some_and(|x| x.read >= *n))
-        },
-    )
+    wait_for(&d, s.api, Duration::from_secs(20), "two thirds read", |v| {
+        two_thirds
+            .iter()
+            .all(|(a, n)| v.get(a).is_some_and(|x| x.read >= *n))
+    })
     .await;
     // The graceful stop left each fold beside its cursor: the restart resumed from the
     // marker, without reading the history from the start again.
@@ -195,7 +189,7 @@ async fn restarts_lose_nothing_and_repeat_at_most_a_batch() {
     let d = Daemon::start_json(&s, 3).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(30),
         "every execution to end",
         all_finished(&execs),
@@ -229,7 +223,7 @@ async fn a_rejected_marker_means_a_full_reread_without_duplicates() {
         .collect();
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "half acknowledged",
         |v| {
@@ -250,7 +244,7 @@ async fn a_rejected_marker_means_a_full_reread_without_duplicates() {
     }
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "every execution to end",
         all_finished(&execs),
@@ -290,7 +284,7 @@ async fn a_collector_that_is_down_loses_nothing_and_the_buffer_holds() {
     let mut stable = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while stable < 10 {
-        let (_, body) = http(s.http, "GET", "/v1/executions", None).await.unwrap();
+        let (_, body) = http(s.api, "GET", "/v1/executions", None).await.unwrap();
         let buffered = body["BufferedSpans"].as_u64().unwrap();
         // Over the cap by at most what one poll brings (a page of 25 events).
         assert!(
@@ -312,7 +306,7 @@ async fn a_collector_that_is_down_loses_nothing_and_the_buffer_holds() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let v = views(s.http).await.unwrap();
+    let v = views(s.api).await.unwrap();
     assert!(
         v.values().any(|x| x.status == "RUNNING"),
         "paused before the end: {v:?}"
@@ -321,7 +315,7 @@ async fn a_collector_that_is_down_loses_nothing_and_the_buffer_holds() {
     let receiver = common::otlp::grpc_on(otlp).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(60),
         "every execution to end",
         all_finished(&execs),
@@ -360,7 +354,7 @@ async fn throttling_and_server_errors_keep_the_budget_and_lose_nothing() {
     let d = Daemon::start_json(&s, 1).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(90),
         "every execution to end",
         all_finished(&execs),
@@ -389,11 +383,11 @@ async fn the_http_api_tracks_at_run_time_and_remembers() {
     let s = setup(&fake, receiver.addr, &[], "");
     let d = Daemon::start_json(&s, 1).await;
     let body = format!("{{\"DurableExecutionArn\": \"{}\"}}", execs[0].0);
-    let (status, _) = http(s.http, "POST", "/v1/executions", Some(&body))
+    let (status, _) = http(s.api, "POST", "/v1/executions", Some(&body))
         .await
         .unwrap();
     assert_eq!(status, 201);
-    let (status, _) = http(s.http, "POST", "/v1/executions", Some(&body))
+    let (status, _) = http(s.api, "POST", "/v1/executions", Some(&body))
         .await
         .unwrap();
     assert_eq!(status, 200, "already tracked");
@@ -403,7 +397,7 @@ async fn the_http_api_tracks_at_run_time_and_remembers() {
         "{\"DurableExecutionArn\": \"a b\"}",
         "{\"DurableExecutionArn\": \"\"}",
     ] {
-        let (status, body) = http(s.http, "POST", "/v1/executions", Some(bad))
+        let (status, body) = http(s.api, "POST", "/v1/executions", Some(bad))
             .await
             .unwrap();
         assert_eq!(status, 400, "{bad}");
@@ -411,7 +405,7 @@ async fn the_http_api_tracks_at_run_time_and_remembers() {
     }
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the first to end",
         all_finished(&execs[..1]),
@@ -421,7 +415,7 @@ async fn the_http_api_tracks_at_run_time_and_remembers() {
     // Its state, paged like GetDurableExecutionState.
     let enc = execs[0].0.replace('/', "%2F").replace('$', "%24");
     let (status, page) = http(
-        s.http,
+        s.api,
         "GET",
         &format!("/v1/executions/{enc}/state?MaxItems=5"),
         None,
@@ -433,7 +427,7 @@ async fn the_http_api_tracks_at_run_time_and_remembers() {
     assert_eq!(page["Operations"][0]["Type"], "EXECUTION");
     let next = page["NextMarker"].as_str().unwrap().to_owned();
     let (_, page2) = http(
-        s.http,
+        s.api,
         "GET",
         &format!("/v1/executions/{enc}/state?MaxItems=1000&Marker={next}"),
         None,
@@ -443,7 +437,7 @@ async fn the_http_api_tracks_at_run_time_and_remembers() {
     assert_eq!(page2["Operations"].as_array().unwrap().len(), 21 - 5);
     assert!(page2.get("NextMarker").is_none());
     let (status, _) = http(
-        s.http,
+        s.api,
         "GET",
         &format!("/v1/executions/{enc}/state?MaxItems=0"),
         None,
@@ -453,16 +447,16 @@ async fn the_http_api_tracks_at_run_time_and_remembers() {
     assert_eq!(status, 400);
 
     // Removed at run time; the removal survives a restart.
-    let (status, _) = http(s.http, "DELETE", &format!("/v1/executions/{enc}"), None)
+    let (status, _) = http(s.api, "DELETE", &format!("/v1/executions/{enc}"), None)
         .await
         .unwrap();
     assert_eq!(status, 204);
-    let (status, _) = http(s.http, "DELETE", &format!("/v1/executions/{enc}"), None)
+    let (status, _) = http(s.api, "DELETE", &format!("/v1/executions/{enc}"), None)
         .await
         .unwrap();
     assert_eq!(status, 404);
     let body = format!("{{\"DurableExecutionArn\": \"{}\"}}", execs[1].0);
-    let (status, _) = http(s.http, "POST", "/v1/executions", Some(&body))
+    let (status, _) = http(s.api, "POST", "/v1/executions", Some(&body))
         .await
         .unwrap();
     assert_eq!(status, 201);
@@ -470,7 +464,7 @@ async fn the_http_api_tracks_at_run_time_and_remembers() {
     let d = Daemon::start_json(&s, 2).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the second to end",
         |v| !v.contains_key(&execs[0].0) && all_finished(&execs[1..])(v),
@@ -517,7 +511,7 @@ async fn otlp_http_protobuf_export_works_too() {
     let d = Daemon::start_json(&s, 1).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "every execution to end",
         all_finished(&execs),
@@ -586,7 +580,7 @@ async fn spans_the_collector_rejects_are_counted_logged_and_not_sent_again() {
     // Rejections do not hold the cursors back.
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "every execution to end",
         all_finished(&execs),
@@ -664,7 +658,7 @@ async fn spans_the_collector_refuses_for_good_are_counted_and_the_cursor_moves_o
     let d = Daemon::start(&s, 1).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "every execution to end",
         all_finished(&execs),
@@ -723,7 +717,7 @@ async fn a_conflicting_copy_of_an_event_is_reported_and_the_first_copy_exported(
     let d = Daemon::start_json(&s, 1).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the execution to end",
         all_finished(&execs),

@@ -122,7 +122,7 @@ async fn metrics_count_each_event_once_across_a_restart() {
         .collect();
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "half acknowledged",
         |v| {
@@ -154,7 +154,7 @@ async fn metrics_count_each_event_once_across_a_restart() {
     let d = Daemon::start(&s, 2).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "every execution to end",
         all_finished(&execs),

@@ -162,7 +162,7 @@ async fn discovery_follows_recent_executions_of_the_listed_function() {
     let d = Daemon::start(&s, 1).await;
     let v = wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the two recent orders executions to be discovered and end",
         all_finished(&followed),
@@ -222,7 +222,7 @@ async fn discovery_follows_recent_executions_of_the_listed_function() {
     let all = vec![o1, o2, o3.clone()];
     let v = wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(10),
         "the third execution to be discovered and end",
         all_finished(&all),
@@ -335,7 +335,7 @@ async fn chained_invokes_are_followed_when_asked() {
     let d = Daemon::start(&s, 1).await;
     let v = wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the parent and its child to end",
         all_finished(&both),
@@ -364,7 +364,7 @@ async fn chained_invokes_are_not_followed_by_default() {
     let only_parent = std::slice::from_ref(&parent);
     let v = wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the parent to end",
         all_finished(only_parent),
@@ -486,7 +486,7 @@ async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
     let d = Daemon::start(&s, 1).await;
     let v = wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(10),
         "every visible event read",
         |v| {
@@ -560,7 +560,7 @@ async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
         + Duration::from_secs(1);
     wait_for(
         &d,
-        s.http,
+        s.api,
         deadline.saturating_duration_since(Instant::now()),
         "the rest read within the 1 s resume grace + poll.interval + 1 s of the wait's end",
         |v| {
@@ -587,7 +587,7 @@ async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
     }
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(10),
         "the wait execution to end",
         all_finished(&wait_exec),
@@ -615,7 +615,7 @@ async fn a_corrupt_checkpoint_is_moved_aside_and_the_execution_read_again() {
     let d = Daemon::start(&s, 1).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the execution to end",
         all_finished(&execs),
@@ -635,7 +635,7 @@ async fn a_corrupt_checkpoint_is_moved_aside_and_the_execution_read_again() {
     // The cursor is gone: the execution starts over (PENDING, nothing acknowledged) and ends.
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the execution read again to its end",
         all_finished(&execs),
@@ -698,7 +698,7 @@ async fn a_graceful_stop_with_the_collector_down_loses_nothing() {
     let n = exec.1.len() as u64;
     let v = wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the execution read",
         |v| v.get(&exec.0).is_some_and(|x| x.read == n),
@@ -723,7 +723,7 @@ async fn a_graceful_stop_with_the_collector_down_loses_nothing() {
     let d = Daemon::start(&s, 2).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the execution to end",
         all_finished(&execs),
@@ -769,7 +769,7 @@ async fn retention_forgets_a_finished_checkpoint_at_start_up() {
     let d = Daemon::start(&s, 1).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "one ended, the other read",
         |v| {
@@ -788,7 +788,7 @@ async fn retention_forgets_a_finished_checkpoint_at_start_up() {
     let d = Daemon::start(&s, 2).await;
     let v = wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the running one read further",
         |v| v.get(&running.0).is_some_and(|x| x.last == 20),
@@ -848,14 +848,14 @@ async fn finished_execution_after_retention(via: Via, i: usize) -> Vec<String> {
     let d = Daemon::start(&s, 1).await;
     if via == Via::Api {
         let body = format!("{{\"DurableExecutionArn\": \"{}\"}}", done.0);
-        let (status, _) = http(s.http, "POST", "/v1/executions", Some(&body))
+        let (status, _) = http(s.api, "POST", "/v1/executions", Some(&body))
             .await
             .unwrap();
         assert_eq!(status, 201);
     }
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the execution to end",
         all_finished(std::slice::from_ref(&done)),
@@ -876,7 +876,7 @@ async fn finished_execution_after_retention(via: Via, i: usize) -> Vec<String> {
     let d = Daemon::start(&s, 2).await;
     let v = wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the control execution to end (and a second listing)",
         |v| {

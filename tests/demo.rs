@@ -26,6 +26,8 @@ fn demo(listen: &str, extra: &[&str]) -> Command {
         "30",
         "--listen",
         listen,
+        "--api-listen",
+        &format!("127.0.0.1:{}", free_port()),
     ])
     .args(extra)
     .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -292,7 +292,7 @@ async fn promql_uses_only_metric_names_the_daemon_exposes() {
     let ended = all_finished(&finished);
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(30),
         "the executions to be exported",
         |v| {

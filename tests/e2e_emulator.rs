@@ -117,11 +117,12 @@ async fn daemon_exports_what_the_emulator_recorded() {
     // Daemon A, from before the first execution starts.
     let receiver_a = common::otlp::grpc().await;
     let http_a: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api_a: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config_a = h.write_config(
         "a",
         &emu,
         receiver_a.addr,
-        http_a,
+        (http_a, api_a),
         "  executions: []\n  functions:\n    - name: e2e-waits\n      statuses: [RUNNING, SUCCEEDED, FAILED, TIMED_OUT, STOPPED]\n      lookback: 10m\n  discovery_interval: 1s\n  follow_chained_invokes: true\n",
     );
     let daemon_a = start_daemon(&h, "a", &config_a, http_a).await;
@@ -139,7 +140,7 @@ async fn daemon_exports_what_the_emulator_recorded() {
             .await;
         if sc.tracked == Tracked::Api {
             let body = json!({ "DurableExecutionArn": arn }).to_string();
-            let answer = http(http_a, "POST", "/v1/executions", Some(&body)).await;
+            let answer = http(api_a, "POST", "/v1/executions", Some(&body)).await;
             assert_eq!(
                 answer.as_ref().map(|a| a.0),
                 Some(201),
@@ -157,7 +158,7 @@ async fn daemon_exports_what_the_emulator_recorded() {
     };
     // Telling it twice is no error, and tracks nothing twice.
     let body = json!({ "DurableExecutionArn": arn_of("e2e-steps") }).to_string();
-    let again = http(http_a, "POST", "/v1/executions", Some(&body)).await;
+    let again = http(api_a, "POST", "/v1/executions", Some(&body)).await;
     assert_eq!(again.as_ref().map(|a| a.0), Some(200), "{again:?}");
 
     // Drive the callbacks and the stop while the rest runs.
@@ -220,7 +221,7 @@ async fn daemon_exports_what_the_emulator_recorded() {
 
     // Daemon A: everything read, exported once, counted once.
     let want = expected(&pairs(&execs));
-    let got = wait_daemon_done(&h, &daemon_a, http_a, "daemon A", &execs).await;
+    let got = wait_daemon_done(&h, &daemon_a, api_a, "daemon A", &execs).await;
     let sources: HashMap<String, String> = got.into_iter().collect();
     for e in &execs {
         let want_source = match e.function {
@@ -257,6 +258,7 @@ async fn daemon_exports_what_the_emulator_recorded() {
     // Daemon B: the ended executions, listed in its config.
     let receiver_b = common::otlp::grpc().await;
     let http_b: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api_b: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let listed: String = execs
         .iter()
         .map(|e| format!("    - \"{}\"\n", e.arn))
@@ -265,11 +267,11 @@ async fn daemon_exports_what_the_emulator_recorded() {
         "b",
         &emu,
         receiver_b.addr,
-        http_b,
+        (http_b, api_b),
         &format!("  executions:\n{listed}"),
     );
     let daemon_b = start_daemon(&h, "b", &config_b, http_b).await;
-    let got = wait_daemon_done(&h, &daemon_b, http_b, "daemon B", &execs).await;
+    let got = wait_daemon_done(&h, &daemon_b, api_b, "daemon B", &execs).await;
     for (arn, source) in &got {
         assert_eq!(source, "config", "{arn}");
     }
@@ -467,7 +469,7 @@ impl Harness {
         name: &str,
         emu: &Emulator,
         otlp: SocketAddr,
-        listen: SocketAddr,
+        (listen, api): (SocketAddr, SocketAddr),
         track: &str,
     ) -> PathBuf {
         let checkpoints = self.path(&format!("checkpoints-{name}"));
@@ -477,7 +479,8 @@ impl Harness {
              poll:\n  interval: 200ms\n  max_interval: 1s\n  page_size: 4\n\
              otlp:\n  endpoint: \"http://{otlp}\"\n  protocol: grpc\n  timeout: 5s\n  max_batch_size: 16\n\
              checkpoint:\n  dir: \"{}\"\n\
-             http:\n  listen: \"{listen}\"\n",
+             http:\n  listen: \"{listen}\"\n\
+             api:\n  listen: \"{api}\"\n",
             emu.addr,
             checkpoints.display(),
         );

@@ -1534,7 +1534,7 @@ async fn read_lag_grows_while_reads_fail() {
     let d = Daemon::start(&s, 1).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the history read",
         |v| v.get(&arn).is_some_and(|x| x.read >= n),
@@ -1604,7 +1604,7 @@ async fn the_daemon_applies_the_operation_name_label_policy() {
     let d = Daemon::start(&s, 1).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(20),
         "the execution to end",
         all_finished(&execs),

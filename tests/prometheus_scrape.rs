@@ -71,7 +71,7 @@ async fn prometheus_sees_what_the_histories_imply() {
     let d = Daemon::start(&s, 1).await;
     wait_for(
         &d,
-        s.http,
+        s.api,
         Duration::from_secs(30),
         "every execution to end",
         all_finished(&execs),

@@ -15,7 +15,7 @@ use aws_sdk_lambda::operation::list_durable_executions_by_function::ListDurableE
 use aws_sdk_lambda::primitives::DateTime;
 use aws_smithy_http_client::tls;
 
-use super::limiter::RateLimiter;
+use super::limiter::{Class, RateLimiter};
 use crate::history::Event;
 use crate::time::Timestamp;
 
@@ -338,6 +338,7 @@ impl Api {
     /// Runs one call under the budget, retrying what is worth retrying.
     async fn call<T, E, F, Fut>(
         &self,
+        class: Class,
         operation: &'static str,
         target: &str,
         send: F,
@@ -351,7 +352,7 @@ impl Api {
     {
         let mut attempt = 0;
         loop {
-            self.limiter.acquire().await;
+            self.limiter.acquire(class).await;
             let started = std::time::Instant::now();
             let sent = send().await;
             self.counters
@@ -398,6 +399,7 @@ impl Api {
 
     pub async fn history_page(
         &self,
+        class: Class,
         arn: &str,
         marker: Option<&str>,
         max_items: u32,
@@ -405,7 +407,7 @@ impl Api {
     ) -> Result<HistoryPage, ApiError> {
         let max_items = i32::try_from(max_items.clamp(1, 1000)).unwrap_or(1000);
         let out = self
-            .call(OP_HISTORY, arn, || {
+            .call(class, OP_HISTORY, arn, || {
                 self.client
                     .get_durable_execution_history()
                     .durable_execution_arn(arn)
@@ -431,7 +433,7 @@ impl Api {
 
     pub async fn describe(&self, arn: &str) -> Result<Description, ApiError> {
         let out = self
-            .call(OP_DESCRIBE, arn, || {
+            .call(Class::New, OP_DESCRIBE, arn, || {
                 self.client
                     .get_durable_execution()
                     .durable_execution_arn(arn)
@@ -464,7 +466,7 @@ impl Api {
             .map(|s| aws_sdk_lambda::types::ExecutionStatus::from(s.as_str()))
             .collect();
         let out = self
-            .call(OP_LIST, function, || {
+            .call(Class::Discovery, OP_LIST, function, || {
                 self.client
                     .list_durable_executions_by_function()
                     .function_name(function)

@@ -97,6 +97,38 @@ pub enum CheckpointError {
     },
 }
 
+/// The format version this build writes; files of a higher one come from a newer build.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A file written by a newer version of the exporter (after a rollback).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} was written by a newer version of durable-exporter (checkpoint format {version}; this version reads {FORMAT_VERSION}): upgrade again, or set checkpoint.on_newer_version: reread to read its execution again from the start (its spans are exported again)", path.display())]
+pub struct NewerFile {
+    pub path: PathBuf,
+    pub version: String,
+}
+
+/// Why a file could not be taken.
+enum Unreadable {
+    Corrupt(String),
+    Newer(String),
+}
+
+/// The version a file that did not parse claims, when it is a whole number above ours.
+fn newer_version(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: serde_json::Value,
+    }
+    let v = serde_json::from_slice::<Versioned>(bytes).ok()?.version;
+    let text = match &v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (text.parse::<u64>().ok()? > u64::from(FORMAT_VERSION)).then_some(text)
+}
+
 /// A file that could not be read and was moved aside.
 #[derive(Debug, Clone)]
 pub struct CorruptFile {
@@ -143,12 +175,16 @@ impl CheckpointStore {
         self.dir.join("executions").join(format!("{name}.json"))
     }
 
-    /// Every cursor on disk; unreadable files are moved aside and reported.
-    pub fn load_all(&self) -> (Vec<Cursor>, Vec<CorruptFile>) {
+    /// Every cursor on disk; unreadable files are moved aside and reported. A file a newer
+    /// version wrote is an error unless `reread_newer` (then it is moved aside too).
+    pub fn load_all(
+        &self,
+        reread_newer: bool,
+    ) -> Result<(Vec<Cursor>, Vec<CorruptFile>), NewerFile> {
         let mut cursors = Vec::new();
         let mut corrupt = Vec::new();
         let Ok(entries) = fs::read_dir(self.dir.join("executions")) else {
-            return (cursors, corrupt);
+            return Ok((cursors, corrupt));
         };
         let mut paths: Vec<PathBuf> = entries
             .filter_map(Result::ok)
@@ -156,17 +192,33 @@ impl CheckpointStore {
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
         paths.sort();
+        // Every newer file is found before anything is moved: a refusal changes nothing.
+        let mut read = Vec::with_capacity(paths.len());
         for path in paths {
-            match read_cursor(&path) {
+            let r = read_cursor(&path);
+            if let (Err(Unreadable::Newer(version)), false) = (&r, reread_newer) {
+                return Err(NewerFile {
+                    path,
+                    version: version.clone(),
+                });
+            }
+            read.push((path, r));
+        }
+        for (path, r) in read {
+            match r {
                 Ok(c) if self.cursor_path(&c.arn) == path => cursors.push(c),
                 Ok(c) => corrupt.push(self.move_aside(
                     &path,
                     format!("holds the cursor of {} under another name", c.arn),
                 )),
-                Err(reason) => corrupt.push(self.move_aside(&path, reason)),
+                Err(Unreadable::Corrupt(reason)) => corrupt.push(self.move_aside(&path, reason)),
+                Err(Unreadable::Newer(v)) => corrupt.push(self.move_aside(
+                    &path,
+                    format!("written by a newer version (checkpoint format {v}); checkpoint.on_newer_version is reread"),
+                )),
             }
         }
-        (cursors, corrupt)
+        Ok((cursors, corrupt))
     }
 
     fn move_aside(&self, path: &Path, reason: String) -> CorruptFile {
@@ -202,17 +254,32 @@ impl CheckpointStore {
         }
     }
 
-    /// The run-time tracking changes; a corrupt file is moved aside and reported.
-    pub fn load_tracking(&self) -> (TrackingChanges, Option<CorruptFile>) {
+    /// The run-time tracking changes; a corrupt file is moved aside and reported. A file a
+    /// newer version wrote is an error unless `reread_newer` (then it is moved aside too: the
+    /// registrations in it are lost, and said so).
+    pub fn load_tracking(
+        &self,
+        reread_newer: bool,
+    ) -> Result<(TrackingChanges, Option<CorruptFile>), NewerFile> {
         let path = self.dir.join("tracked.json");
-        match fs::read(&path) {
-            Err(_) => (TrackingChanges::default(), None),
-            Ok(bytes) => match serde_json::from_slice::<TrackingFile>(&bytes) {
-                Ok(TrackingFile::V1(t)) => (t, None),
-                Err(e) => (
+        let Ok(bytes) = fs::read(&path) else {
+            return Ok((TrackingChanges::default(), None));
+        };
+        match serde_json::from_slice::<TrackingFile>(&bytes) {
+            Ok(TrackingFile::V1(t)) => Ok((t, None)),
+            Err(e) => match newer_version(&bytes) {
+                Some(version) if !reread_newer => Err(NewerFile { path, version }),
+                Some(version) => Ok((
+                    TrackingChanges::default(),
+                    Some(self.move_aside(
+                        &path,
+                        format!("written by a newer version (format {version}); checkpoint.on_newer_version is reread"),
+                    )),
+                )),
+                None => Ok((
                     TrackingChanges::default(),
                     Some(self.move_aside(&path, e.to_string())),
-                ),
+                )),
             },
         }
     }
@@ -249,12 +316,15 @@ impl CheckpointStore {
     }
 }
 
-fn read_cursor(path: &Path) -> Result<Cursor, String> {
-    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+fn read_cursor(path: &Path) -> Result<Cursor, Unreadable> {
+    let bytes = fs::read(path).map_err(|e| Unreadable::Corrupt(e.to_string()))?;
     match serde_json::from_slice::<CursorFile>(&bytes) {
         Ok(CursorFile::V1(c)) if !c.arn.is_empty() => Ok(c),
-        Ok(CursorFile::V1(_)) => Err("the cursor has no ARN".into()),
-        Err(e) => Err(e.to_string()),
+        Ok(CursorFile::V1(_)) => Err(Unreadable::Corrupt("the cursor has no ARN".into())),
+        Err(e) => Err(match newer_version(&bytes) {
+            Some(v) => Unreadable::Newer(v),
+            None => Unreadable::Corrupt(e.to_string()),
+        }),
     }
 }
 
@@ -279,7 +349,7 @@ mod tests {
         store.save(&cursor("arn:a", 3)).unwrap();
         store.save(&cursor("arn:b/x", 9)).unwrap();
         store.save(&cursor("arn:a", 4)).unwrap();
-        let (mut all, corrupt) = store.load_all();
+        let (mut all, corrupt) = store.load_all(false).unwrap();
         all.sort_by(|a, b| a.arn.cmp(&b.arn));
         assert!(corrupt.is_empty());
         assert_eq!(all, vec![cursor("arn:a", 4), cursor("arn:b/x", 9)]);
@@ -291,7 +361,7 @@ mod tests {
         assert_eq!(names.len(), 2, "{names:?}");
         store.remove("arn:a").unwrap();
         store.remove("arn:never").unwrap();
-        assert_eq!(store.load_all().0, vec![cursor("arn:b/x", 9)]);
+        assert_eq!(store.load_all(false).unwrap().0, vec![cursor("arn:b/x", 9)]);
     }
 
     #[test]
@@ -314,24 +384,64 @@ mod tests {
             b"{\"version\":\"1\",\"arn\":\"arn:bad\",\"last_event_id\":",
         )
         .unwrap();
-        let future = dir.path().join("executions/ffff.json");
-        fs::write(&future, b"{\"version\":\"9\",\"arn\":\"x\"}").unwrap();
-        let (all, corrupt) = store.load_all();
+        let (all, corrupt) = store.load_all(false).unwrap();
         assert_eq!(all, vec![cursor("arn:good", 5)]);
-        assert_eq!(corrupt.len(), 2);
+        assert_eq!(corrupt.len(), 1);
         for c in &corrupt {
             assert!(!c.path.exists());
             assert!(c.moved_to.as_ref().unwrap().exists());
         }
         // Moved aside: the next start does not see them again.
-        assert!(store.load_all().1.is_empty());
+        assert!(store.load_all(false).unwrap().1.is_empty());
+    }
+
+    #[test]
+    fn a_file_of_a_newer_version_is_refused_unless_reread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        store.save(&cursor("arn:good", 5)).unwrap();
+        let future = dir.path().join("executions/ffff.json");
+        fs::write(
+            &future,
+            b"{\"version\":\"2\",\"arn\":\"x\",\"new_field\":1}",
+        )
+        .unwrap();
+        let e = store.load_all(false).unwrap_err();
+        assert_eq!(e.path, future);
+        assert_eq!(e.version, "2");
+        let text = e.to_string();
+        assert!(
+            text.contains("ffff.json") && text.contains("format 2"),
+            "{text}"
+        );
+        assert!(future.exists(), "a refusal moves nothing");
+        // Reread: moved aside like a corrupt file, the rest loads.
+        let (all, corrupt) = store.load_all(true).unwrap();
+        assert_eq!(all, vec![cursor("arn:good", 5)]);
+        assert_eq!(corrupt.len(), 1);
+        assert!(
+            corrupt[0].reason.contains("newer version"),
+            "{:?}",
+            corrupt[0]
+        );
+        assert!(!future.exists());
+        // The same for tracked.json.
+        let tracked = dir.path().join("tracked.json");
+        fs::write(&tracked, b"{\"version\":\"3\",\"added\":[]}").unwrap();
+        assert_eq!(store.load_tracking(false).unwrap_err().version, "3");
+        let (t, moved) = store.load_tracking(true).unwrap();
+        assert_eq!(t, TrackingChanges::default());
+        assert!(moved.is_some());
     }
 
     #[test]
     fn tracking_changes_persist() {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::open(dir.path()).unwrap();
-        assert_eq!(store.load_tracking().0, TrackingChanges::default());
+        assert_eq!(
+            store.load_tracking(false).unwrap().0,
+            TrackingChanges::default()
+        );
         let t = TrackingChanges {
             added: vec!["arn:x".into()],
             removed: vec!["arn:y".into()],
@@ -341,9 +451,9 @@ mod tests {
             }],
         };
         store.save_tracking(&t).unwrap();
-        assert_eq!(store.load_tracking().0, t);
+        assert_eq!(store.load_tracking(false).unwrap().0, t);
         fs::write(dir.path().join("tracked.json"), b"nonsense").unwrap();
-        let (t2, corrupt) = store.load_tracking();
+        let (t2, corrupt) = store.load_tracking(false).unwrap();
         assert_eq!(t2, TrackingChanges::default());
         assert!(corrupt.is_some());
     }

@@ -47,6 +47,14 @@ pub enum Source {
 }
 
 impl Source {
+    pub const ALL: [Source; 5] = [
+        Source::Config,
+        Source::Api,
+        Source::Discovered,
+        Source::ChainedInvoke,
+        Source::Checkpoint,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Config => "config",
@@ -77,15 +85,26 @@ pub struct ExecutionView {
     pub last_error: Option<String>,
 }
 
+/// Why a registration was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// `track.max_executions` executions are tracked already.
+    Full { max: usize },
+    /// `tracked.json` could not be written: the registration would not survive a restart.
+    NotPersisted(String),
+}
+
 /// Requests from the HTTP API.
 pub enum Command {
+    /// Ok(true): tracked now; Ok(false): tracked already.
     Add {
         arn: ExecutionArn,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Result<bool, Refused>>,
     },
+    /// Ok(true): no longer tracked; Ok(false): was not tracked.
     Remove {
         arn: String,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Result<bool, Refused>>,
     },
     List {
         reply: oneshot::Sender<Vec<ExecutionView>>,
@@ -115,6 +134,11 @@ pub struct CoordinatorCounters {
     /// History pages that brought new events (the unit "API calls per page of new events"
     /// divides by).
     pub pages_with_new_events: AtomicU64,
+    /// Executions not tracked because `track.max_executions` was reached, by [`Source`].
+    pub tracking_rejected: [AtomicU64; Source::ALL.len()],
+    /// Why checkpoints cannot be written now (None: they can). While set, nothing more is
+    /// exported: what cannot be checkpointed would be exported again after a crash.
+    pub checkpoint_error: std::sync::Mutex<Option<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,7 +239,19 @@ pub struct Coordinator {
     counters: Arc<CoordinatorCounters>,
     next_discovery: Instant,
     discovery_in_flight: bool,
+    /// Cursors whose write failed (the newest of each), written again at `retry_writes`.
+    unsaved: HashMap<Arc<str>, Cursor>,
+    /// `tracked.json` could not be written and must be again.
+    tracking_unsaved: bool,
+    /// Batches acknowledged by the collector whose checkpoints are not on disk yet: the
+    /// exporter sends nothing more until they are.
+    held_batches: Vec<oneshot::Sender<()>>,
+    retry_writes: Option<(Instant, Duration)>,
 }
+
+/// The first retry of a failed checkpoint write, doubling up to [`WRITE_RETRY_MAX`].
+const WRITE_RETRY_MIN: Duration = Duration::from_millis(500);
+const WRITE_RETRY_MAX: Duration = Duration::from_secs(10);
 
 impl Coordinator {
     /// Loads checkpoints and tracking changes and builds the tracked set.
@@ -227,8 +263,11 @@ impl Coordinator {
         counters: Arc<CoordinatorCounters>,
         metrics: Arc<crate::metrics::Metrics>,
         exporter_metrics: Arc<super::metrics::ExporterMetrics>,
-    ) -> Self {
-        let (changes, corrupt) = store.load_tracking();
+    ) -> Result<Self, super::checkpoint::NewerFile> {
+        let reread = config.checkpoint.on_newer_version == crate::config::OnNewerVersion::Reread;
+        // Both looked at before anything is changed on disk.
+        let (cursors, corrupt_cursors) = store.load_all(reread)?;
+        let (changes, corrupt) = store.load_tracking(reread)?;
         if let Some(c) = corrupt {
             tracing::error!(path = %c.path.display(), moved_to = ?c.moved_to, reason = %c.reason, "unreadable tracking file moved aside");
         }
@@ -250,9 +289,12 @@ impl Coordinator {
             counters,
             next_discovery: Instant::now(),
             discovery_in_flight: false,
+            unsaved: HashMap::new(),
+            tracking_unsaved: false,
+            held_batches: Vec::new(),
+            retry_writes: None,
         };
-        let (cursors, corrupt) = me.store.load_all();
-        for c in corrupt {
+        for c in corrupt_cursors {
             tracing::error!(path = %c.path.display(), moved_to = ?c.moved_to, reason = %c.reason, "unreadable checkpoint moved aside; that execution is read again from the start if still tracked");
             me.counters
                 .checkpoint_failures
@@ -280,28 +322,43 @@ impl Coordinator {
             .iter()
             .map(|a| a.as_str().to_owned())
             .collect();
+        let mut refused = 0;
         for arn in from_config {
-            if !me.changes.removed.contains(&arn) {
-                me.track(&arn, Source::Config);
+            if !me.changes.removed.contains(&arn) && me.track(&arn, Source::Config).is_err() {
+                refused += 1;
             }
         }
         for arn in me.changes.added.clone() {
-            me.track(&arn, Source::Api);
+            if me.track(&arn, Source::Api).is_err() {
+                refused += 1;
+            }
         }
-        me
+        if refused > 0 {
+            tracing::warn!(
+                refused,
+                max_executions = me.config.track.max_executions,
+                "track.max_executions reached: executions of the configuration and of earlier registrations are not tracked"
+            );
+        }
+        Ok(me)
     }
 
-    /// Starts tracking an ARN not known yet (nor forgotten after its retention); true when it
-    /// was new.
-    fn track(&mut self, arn: &str, source: Source) -> bool {
+    /// Starts tracking an ARN not known yet (nor forgotten after its retention); Ok(true) when
+    /// it was new, Err when `track.max_executions` are tracked already (counted).
+    fn track(&mut self, arn: &str, source: Source) -> Result<bool, Refused> {
         if self.changes.forgotten.iter().any(|f| f.arn == arn) {
-            return false;
+            return Ok(false);
         }
         if let Some(t) = self.tracked.get_mut(arn) {
             if t.source == Source::Checkpoint {
                 t.source = source;
             }
-            return false;
+            return Ok(false);
+        }
+        let max = self.config.track.max_executions;
+        if self.tracked.len() >= max {
+            self.counters.tracking_rejected[source as usize].fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::Full { max });
         }
         self.insert(
             Cursor {
@@ -310,7 +367,7 @@ impl Coordinator {
             },
             source,
         );
-        true
+        Ok(true)
     }
 
     fn insert(&mut self, mut cursor: Cursor, source: Source) {
@@ -441,6 +498,7 @@ impl Coordinator {
                 }
                 Some(cmd) = commands.recv() => self.on_command(cmd),
                 _ = sweep.tick() => self.sweep_retention(),
+                _ = sleep_until_opt(self.retry_writes.map(|(at, _)| at)) => self.retry_unsaved(),
                 _ = sleep_until_opt(next_due) => {}
             }
         }
@@ -457,8 +515,10 @@ impl Coordinator {
         self.jobs.abort_all();
         // Closing the channel makes the exporter flush and end.
         self.export_tx = None;
+        self.give_up_held_batches();
         while let Ok(Some(ack)) = tokio::time::timeout_at(deadline, acks.recv()).await {
             self.on_ack(ack);
+            self.give_up_held_batches();
         }
         if tokio::time::timeout_at(deadline, exporter).await.is_err() {
             tracing::warn!(
@@ -603,14 +663,23 @@ impl Coordinator {
                 for e in errors {
                     tracing::warn!(error = %e, "discovery failed; trying again at the next interval");
                 }
-                let mut added = 0;
+                let (mut added, mut refused) = (0, 0);
                 for l in found {
-                    if self.track(&l.arn, Source::Discovered) {
-                        added += 1;
+                    match self.track(&l.arn, Source::Discovered) {
+                        Ok(true) => added += 1,
+                        Ok(false) => {}
+                        Err(_) => refused += 1,
                     }
                 }
                 if added > 0 {
                     tracing::info!(added, "discovered executions");
+                }
+                if refused > 0 {
+                    tracing::warn!(
+                        skipped = refused,
+                        max_executions = self.config.track.max_executions,
+                        "track.max_executions reached: discovered executions skipped (listed again at the next discovery)"
+                    );
                 }
             }
         }
@@ -885,20 +954,37 @@ impl Coordinator {
             .buffered_spans
             .store(self.buffered_spans as u64, Ordering::Relaxed);
         for child in children {
-            if let Ok(a) = ExecutionArn::parse(&child)
-                && self.track(a.as_str(), Source::ChainedInvoke)
-            {
-                tracing::info!(parent = %arn, child = %child, "following a chained invoke");
+            let Ok(a) = ExecutionArn::parse(&child) else {
+                continue;
+            };
+            match self.track(a.as_str(), Source::ChainedInvoke) {
+                Ok(true) => {
+                    tracing::info!(parent = %arn, child = %child, "following a chained invoke")
+                }
+                Ok(false) => {}
+                Err(_) => tracing::warn!(
+                    parent = %arn,
+                    child = %child,
+                    max_executions = self.config.track.max_executions,
+                    "track.max_executions reached: the chained invoke's child execution is not followed"
+                ),
             }
         }
         hold.is_some()
     }
 
+    /// The exporter waits for a batch's `persisted` before it sends the next one; while
+    /// checkpoints cannot be written it is held, so nothing is exported that a crash would
+    /// export again.
     fn on_ack(&mut self, mut ack: Ack) {
         let persisted = ack.persisted.take();
         self.record_ack(ack);
         if let Some(p) = persisted {
-            let _ = p.send(());
+            if self.unsaved.is_empty() && !self.tracking_unsaved {
+                let _ = p.send(());
+            } else {
+                self.held_batches.push(p);
+            }
         }
     }
 
@@ -944,19 +1030,96 @@ impl Coordinator {
                 self.counters
                     .checkpoint_writes
                     .fetch_add(1, Ordering::Relaxed);
+                self.unsaved.remove(cursor.arn.as_str());
             }
             Err(e) => {
-                self.counters
-                    .checkpoint_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(arn = %cursor.arn, error = %e, "checkpoint write failed; the position is kept in memory and written again at the next acknowledgement");
+                self.write_failed(&e);
+                self.unsaved
+                    .insert(Arc::from(cursor.arn.as_str()), cursor.clone());
             }
         }
     }
 
-    fn save_changes(&mut self) {
-        if let Err(e) = self.store.save_tracking(&self.changes) {
-            tracing::error!(error = %e, "could not persist tracking changes");
+    /// Writes `tracked.json`; on failure it is written again with the cursors.
+    fn save_changes(&mut self) -> Result<(), String> {
+        match self.store.save_tracking(&self.changes) {
+            Ok(()) => {
+                self.tracking_unsaved = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.write_failed(&e);
+                self.tracking_unsaved = true;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn write_failed(&mut self, e: &super::checkpoint::CheckpointError) {
+        self.counters
+            .checkpoint_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let first = {
+            let mut error = self
+                .counters
+                .checkpoint_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            error.replace(e.to_string()).is_none()
+        };
+        if first {
+            tracing::error!(error = %e, "checkpoint write failed: exporting pauses until checkpoints can be written again (spans wait in the buffer; nothing is lost)");
+        }
+        if self.retry_writes.is_none() {
+            self.retry_writes = Some((Instant::now() + WRITE_RETRY_MIN, WRITE_RETRY_MIN));
+        }
+    }
+
+    /// At shutdown: one more try to write what could not be written; if that fails too, the
+    /// held batches are let go, which stops the exporter (it sends nothing more without its
+    /// answer): what their acknowledgements moved is read and sent again after the restart.
+    fn give_up_held_batches(&mut self) {
+        if self.held_batches.is_empty() {
+            return;
+        }
+        self.retry_writes
+            .get_or_insert((Instant::now(), WRITE_RETRY_MIN));
+        self.retry_unsaved();
+        if !self.held_batches.is_empty() {
+            tracing::error!(
+                batches = self.held_batches.len(),
+                "shutting down while checkpoints cannot be written: their spans are read and sent again after the restart"
+            );
+            self.held_batches.clear();
+        }
+    }
+
+    /// Writes again what could not be written; once everything is on disk, the held batches go.
+    fn retry_unsaved(&mut self) {
+        let Some((_, wait)) = self.retry_writes.take() else {
+            return;
+        };
+        let pending: Vec<Cursor> = self.unsaved.values().cloned().collect();
+        for c in pending {
+            self.persist(&c);
+        }
+        if self.tracking_unsaved {
+            let _ = self.save_changes();
+        }
+        if self.unsaved.is_empty() && !self.tracking_unsaved {
+            self.retry_writes = None;
+            *self
+                .counters
+                .checkpoint_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = None;
+            tracing::info!("checkpoints are written again: exporting resumes");
+            for p in self.held_batches.drain(..) {
+                let _ = p.send(());
+            }
+        } else {
+            let wait = (wait * 2).min(WRITE_RETRY_MAX);
+            self.retry_writes = Some((Instant::now() + wait, wait));
         }
     }
 
@@ -989,7 +1152,7 @@ impl Coordinator {
                 started_ms,
             });
         }
-        self.save_changes();
+        let _ = self.save_changes();
     }
 
     /// Could discovery still list an execution that started then?
@@ -1025,7 +1188,7 @@ impl Coordinator {
             })
             .collect();
         if self.changes.forgotten.len() != before {
-            self.save_changes();
+            let _ = self.save_changes();
         }
     }
 
@@ -1112,27 +1275,53 @@ impl Coordinator {
         }
     }
 
+    /// A run-time registration: tracked only when there is room and once it is on disk (a 201
+    /// that a restart forgets would be a lie).
+    fn register(&mut self, arn: &str) -> Result<bool, Refused> {
+        let known = self.tracked.contains_key(arn);
+        let max = self.config.track.max_executions;
+        if !known && self.tracked.len() >= max {
+            self.counters.tracking_rejected[Source::Api as usize].fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::Full { max });
+        }
+        let (before, was_unsaved) = (self.changes.clone(), self.tracking_unsaved);
+        self.changes.removed.retain(|r| r != arn);
+        // Asked for explicitly: even a forgotten execution is read (and exported) again.
+        self.changes.forgotten.retain(|f| f.arn != arn);
+        if !self.changes.added.iter().any(|a| a == arn) {
+            self.changes.added.push(arn.to_owned());
+        }
+        if before != self.changes
+            && let Err(e) = self.save_changes()
+        {
+            self.changes = before;
+            self.tracking_unsaved = was_unsaved;
+            return Err(Refused::NotPersisted(e));
+        }
+        self.track(arn, Source::Api)
+    }
+
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Add { arn, reply } => {
-                let s = arn.as_str().to_owned();
-                self.changes.removed.retain(|r| *r != s);
-                // Asked for explicitly: even a forgotten execution is read (and exported) again.
-                self.changes.forgotten.retain(|f| f.arn != s);
-                if !self.changes.added.contains(&s) {
-                    self.changes.added.push(s.clone());
-                }
-                self.save_changes();
-                let added = self.track(&s, Source::Api);
-                let _ = reply.send(added);
+                let _ = reply.send(self.register(arn.as_str()));
             }
             Command::Remove { arn, reply } => {
+                let (before, was_unsaved) = (self.changes.clone(), self.tracking_unsaved);
                 self.changes.added.retain(|a| *a != arn);
                 if !self.changes.removed.contains(&arn) {
                     self.changes.removed.push(arn.clone());
                 }
-                self.save_changes();
-                let _ = reply.send(self.untrack(&arn));
+                // Answered only once it is on disk: else a restart would bring it back.
+                let result = match self.save_changes() {
+                    Ok(()) => Ok(self.untrack(&arn)),
+                    Err(e) => {
+                        self.changes = before;
+                        self.tracking_unsaved = was_unsaved;
+                        Err(Refused::NotPersisted(e))
+                    }
+                };
+                let _ = reply.send(result);
             }
             Command::List { reply } => {
                 let mut v: Vec<ExecutionView> =
@@ -1259,8 +1448,14 @@ async fn poll(
             out.truncated = true;
             break;
         }
+        // The first read of an execution has its own share of the budget.
+        let class = if after == 0 {
+            super::limiter::Class::New
+        } else {
+            super::limiter::Class::Read
+        };
         let page = match api
-            .history_page(arn, marker.as_deref(), page_size, include_data)
+            .history_page(class, arn, marker.as_deref(), page_size, include_data)
             .await
         {
             Ok(p) => p,

@@ -51,6 +51,9 @@ pub struct ExportCounters {
     pub batches: AtomicU64,
     /// Unix milliseconds of the last successful export (0: none yet).
     pub last_success_ms: AtomicU64,
+    /// Unix milliseconds since which the request in flight has been trying to deliver its
+    /// spans (0: nothing in flight): a hung or failing collector shows here.
+    pub sending_since_ms: std::sync::atomic::AtomicI64,
     /// Seconds per export request (registered with the metrics).
     pub latency: prometheus::Histogram,
 }
@@ -63,6 +66,7 @@ impl Default for ExportCounters {
             export_failures: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             last_success_ms: AtomicU64::new(0),
+            sending_since_ms: std::sync::atomic::AtomicI64::new(0),
             latency: prometheus::Histogram::with_opts(
                 prometheus::HistogramOpts::new(
                     "durable_exporter_export_duration_seconds",
@@ -174,8 +178,12 @@ pub async fn run(
                 persisted: if i == last { persisted.take() } else { None },
             });
         }
-        // An error means the coordinator is gone: nothing more will be written anyway.
-        let _ = written.await;
+        // No answer: the coordinator could not write the checkpoints (shutting down with a
+        // failing disk) or is gone. Sending more would export what a restart exports again.
+        if written.await.is_err() {
+            tracing::warn!("the checkpoints of the last batch were not written; exporting stops");
+            return;
+        }
     }
 }
 
@@ -214,6 +222,11 @@ async fn send_with_retry(
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     let mut wait = RETRY_MIN;
+    counters
+        .sending_since_ms
+        .store(super::now_ms().max(1), Ordering::Relaxed);
+    let delivered =
+        |counters: &ExportCounters| counters.sending_since_ms.store(0, Ordering::Relaxed);
     loop {
         let started = std::time::Instant::now();
         let result = client.export(resource, spans).await;
@@ -249,10 +262,12 @@ async fn send_with_retry(
                         "the collector accepted every span with a warning"
                     );
                 }
+                delivered(counters);
                 return true;
             }
             Err(e) if !e.retryable() => {
                 refused(&e, spans.len(), counters);
+                delivered(counters);
                 return true;
             }
             Err(e) => {

@@ -1,18 +1,23 @@
-//! The run-time API on `http.listen`:
+//! The daemon's two HTTP surfaces (served by [`crate::listener`], with its limits, TLS and
+//! credentials):
+//!
+//! - on `http.listen`, [`metrics_router`]: what a scraper and a probe need, nothing that
+//!   changes or reveals tracked executions;
+//! - on `api.listen` (loopback, or behind `api.token_file`), [`api_router`]: the run-time API.
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST /v1/executions` `{"DurableExecutionArn": "..."}` | 201 (tracked now) or 200 (already tracked) |
-//! | `DELETE /v1/executions/{arn}` | 204, or 404 when not tracked |
+//! | `POST /v1/executions` `{"DurableExecutionArn": "..."}` | 201 (tracked now, and on disk) or 200 (already tracked); 429 at `track.max_executions`; 503 when it cannot be written to disk |
+//! | `DELETE /v1/executions/{arn}` | 204, or 404 when not tracked; 503 when it cannot be written to disk |
 //! | `GET /v1/executions` | `{"Executions": [...], "BufferedSpans": n}`: status, last EventId, time since last read |
 //! | `GET /v1/executions/{arn}` | one of them |
 //! | `GET /v1/executions/{arn}/state?MaxItems=&Marker=` | GetDurableExecutionState-shaped operations, paged |
 //! | `GET /healthz` | 200 while the process runs |
-//! | `GET /readyz` | 200 when the API answered and the exporter delivered recently, else 503 with reasons |
+//! | `GET /readyz` | 200 when the API answered and the exporter delivered within `http.ready_window` and checkpoints can be written, else 503 with reasons |
 //! | `GET /metrics` | Prometheus text, or OpenMetrics with exemplars when asked (`Accept: application/openmetrics-text`) |
 //!
 //! ARNs in paths are one percent-encoded segment (`/` as `%2F`), as in the Lambda API. Errors
-//! are JSON: `{"error": "..."}` with 400 for bad requests.
+//! are JSON: `{"error": "..."}` with 400 for bad requests, 401 without valid credentials.
 
 use std::sync::Arc;
 
@@ -25,7 +30,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::Api;
-use super::coordinator::{Command, CoordinatorCounters};
+use super::coordinator::{Command, CoordinatorCounters, Refused};
 use super::now_ms;
 use crate::arn::ExecutionArn;
 use crate::state::json::state_response;
@@ -47,18 +52,46 @@ pub struct AppState {
     pub include_payloads: bool,
 }
 
-pub fn router(state: AppState) -> Router {
+/// Paths of the metrics listener that answer without credentials (probes).
+pub const PROBE_PATHS: &[&str] = &["/healthz", "/readyz"];
+
+/// `/metrics`, `/healthz`, `/readyz`.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// `/v1/...`: reads and changes what is tracked.
+pub fn api_router(state: Arc<AppState>) -> Router {
+    Router::new()
         .route("/v1/executions", get(list_executions).post(add_execution))
         .route(
             "/v1/executions/{arn}",
             get(get_execution).delete(remove_execution),
         )
         .route("/v1/executions/{arn}/state", get(execution_state))
-        .with_state(Arc::new(state))
+        .with_state(state)
+}
+
+/// The answer to a registration the coordinator refused.
+fn refused(r: Refused) -> Response {
+    match r {
+        Refused::Full { max } => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{max} executions are tracked already (track.max_executions); remove some or raise the limit"
+            ),
+        ),
+        Refused::NotPersisted(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the registration cannot be written to disk, so it would not survive a restart: {e}"
+            ),
+        ),
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -101,7 +134,8 @@ async fn add_execution(State(state): State<Arc<AppState>>, body: axum::body::Byt
     };
     let arn_text = arn.as_str().to_owned();
     match ask(&state, |reply| Command::Add { arn, reply }).await {
-        Ok(new) => (
+        Ok(Err(r)) => refused(r),
+        Ok(Ok(new)) => (
             if new {
                 StatusCode::CREATED
             } else {
@@ -121,8 +155,9 @@ async fn remove_execution(State(state): State<Arc<AppState>>, Path(arn): Path<St
     })
     .await
     {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("not tracked: {arn}")),
+        Ok(Ok(true)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(false)) => error(StatusCode::NOT_FOUND, format!("not tracked: {arn}")),
+        Ok(Err(r)) => refused(r),
         Err(r) => r,
     }
 }
@@ -206,6 +241,7 @@ async fn execution_state(
         let page = match state
             .api
             .history_page(
+                super::limiter::Class::Read,
                 &arn,
                 marker.as_deref(),
                 state.page_size,
@@ -269,8 +305,8 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: axum::http::Header
     }
 }
 
-/// Ready: the coordinator answers, the API answered within the window (or nothing needs it),
-/// and spans waiting for the collector have moved within the window.
+/// Ready: the coordinator answers, checkpoints can be written, the API answered within the
+/// window (or nothing needs it), and no export has been trying for longer than the window.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     use std::sync::atomic::Ordering;
     let mut reasons: Vec<String> = Vec::new();
@@ -279,29 +315,41 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     };
     let window = state.ready_window.as_millis() as i64;
-    // A process up for less than a minute has not had its chance yet.
-    let young = state.started.elapsed() < std::time::Duration::from_secs(60);
+    let now = now_ms();
+    if let Some(e) = state
+        .counters
+        .checkpoint_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        reasons.push(format!(
+            "checkpoints cannot be written, so exporting is paused: {e}"
+        ));
+    }
+    // A process younger than the window has not had its chance yet.
+    let young = state.started.elapsed() < state.ready_window;
     let last_api = state
         .all_counters
         .api
         .last_answer_ms
         .load(Ordering::Relaxed);
-    if tracked > 0 && !young && (last_api == 0 || now_ms() - last_api > window) {
+    if tracked > 0 && !young && (last_api == 0 || now - last_api > window) {
         reasons.push(format!(
             "the durable-execution API has not answered for over {} s",
             window / 1000
         ));
     }
-    let buffered = state.counters.buffered_spans.load(Ordering::Relaxed);
-    let last_export = state
+    let sending_since = state
         .all_counters
         .export
-        .last_success_ms
-        .load(Ordering::Relaxed) as i64;
-    if buffered > 0 && !young && (last_export == 0 || now_ms() - last_export > window) {
+        .sending_since_ms
+        .load(Ordering::Relaxed);
+    if sending_since > 0 && now - sending_since > window {
+        let buffered = state.counters.buffered_spans.load(Ordering::Relaxed);
         reasons.push(format!(
-            "{buffered} spans wait for the OTLP collector, which has accepted nothing for over {} s",
-            window / 1000
+            "the OTLP collector has not accepted an export for {} s ({buffered} spans wait)",
+            (now - sending_since) / 1000
         ));
     }
     if reasons.is_empty() {

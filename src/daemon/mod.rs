@@ -2,7 +2,7 @@
 //! spans over OTLP, and keeps read positions on disk so a restart neither loses nor repeats.
 //!
 //! ```text
-//!  HTTP API ──commands──▶ coordinator ──jobs──▶ poll tasks ──▶ aws-sdk-lambda (rate budget)
+//!  run-time API ──commands──▶ coordinator ──jobs──▶ poll tasks ──▶ aws-sdk-lambda (rate budget)
 //!                            │  ▲ results ◀──────────┘
 //!                 spans ─────▼  │ acks
 //!                          exporter ──▶ OTLP collector
@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::Config;
-use crate::otlp::{Compression, ExportError, OtlpClient, OtlpTarget, OtlpTls};
+use crate::config::{Config, ConfigError};
+use crate::listener::{Access, Listener, ListenerStats};
+use crate::otlp::{ExportError, OtlpClient};
 
 /// Wall-clock milliseconds since the epoch (the shell's clock; the core has none).
 pub fn now_ms() -> i64 {
@@ -40,13 +41,76 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 pub enum DaemonError {
     #[error("checkpoint.dir: {0}")]
     Checkpoint(#[from] checkpoint::CheckpointError),
-    #[error("http.listen {addr}: {source}")]
+    #[error("{key} {addr}: {source}")]
     Listen {
+        key: &'static str,
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error("otlp: {0}")]
     Otlp(#[from] ExportError),
+    /// A checkpoint a newer version wrote (exit 2: a rollback must not re-export everything).
+    #[error("{0}")]
+    NewerCheckpoint(#[from] checkpoint::NewerFile),
+    /// A file the configuration names (web config, token) that cannot be used now.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+}
+
+impl DaemonError {
+    /// Bad input rather than a runtime failure (the command exits 2).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            DaemonError::NewerCheckpoint(_) | DaemonError::Config(_)
+        )
+    }
+}
+
+/// Who may use each listener, as the configuration says: the web configs and the token read
+/// now (at start and at every reload).
+pub fn listener_access(config: &Config) -> Result<(Access, Access), ConfigError> {
+    let web = |path: &Option<std::path::PathBuf>| {
+        path.as_deref()
+            .map(crate::listener::WebConfig::load)
+            .transpose()
+    };
+    let token = match &config.api.token_file {
+        Some(p) => Some(crate::config::read_token(p).map_err(|message| ConfigError {
+            file: None,
+            key: Some("api.token_file".into()),
+            message,
+        })?),
+        None => None,
+    };
+    Ok((
+        Access {
+            web: web(&config.http.web_config_file)?,
+            token: None,
+            open_paths: http::PROBE_PATHS,
+        },
+        Access {
+            web: web(&config.api.web_config_file)?,
+            token,
+            open_paths: &[],
+        },
+    ))
+}
+
+/// The addresses the daemon listens on (port 0 in the config becomes the real port).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub http: std::net::SocketAddr,
+    pub api: std::net::SocketAddr,
+}
+
+async fn bind(
+    key: &'static str,
+    addr: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, DaemonError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Listen { key, addr, source })
 }
 
 /// Shared counters, for logs, the HTTP API and metrics.
@@ -66,6 +130,8 @@ pub struct Embedding {
     pub credentials: Option<aws_sdk_lambda::config::Credentials>,
     /// The daemon's counters, shared with the embedding program.
     pub counters: Option<Arc<Counters>>,
+    /// Told where the daemon listens, once it does.
+    pub bound: Option<tokio::sync::oneshot::Sender<Bound>>,
 }
 
 /// Runs until `shutdown` completes, then drains within [`SHUTDOWN_GRACE`].
@@ -83,18 +149,11 @@ pub async fn run_embedded(
     let store = checkpoint::CheckpointStore::open(&config.checkpoint.dir)?;
     // Built before anything runs: a bad endpoint, header or TLS file stops the start.
     let otlp = if embedding.spans_file.is_none() && config.otlp.enabled {
-        Some(OtlpClient::new(&OtlpTarget {
-            endpoint: config.otlp.endpoint.clone(),
-            protocol: config.otlp.protocol,
-            timeout: config.otlp.timeout,
-            headers: config.otlp.headers.clone().into_iter().collect(),
-            // Not config keys (yet): plain requests, TLS with the system's CA certificates.
-            compression: Compression::None,
-            tls: OtlpTls::default(),
-        })?)
+        Some(OtlpClient::new(&config.otlp.target())?)
     } else {
         None
     };
+    let (metrics_access, api_access) = listener_access(&config)?;
 
     let counters = embedding.counters.unwrap_or_default();
     let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics.name_label()));
@@ -106,18 +165,11 @@ pub async fn run_embedded(
         embedding.credentials,
     )
     .await;
-    let limiter = Arc::new(limiter::RateLimiter::new(
-        config.aws.max_requests_per_second,
-    ));
+    let limiter = limiter::RateLimiter::new(config.aws.max_requests_per_second);
     let api = api::Api::new(client, limiter, counters.api.clone());
 
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.http.listen,
-            source,
-        })?;
-    let local = listener.local_addr().ok();
+    let metrics_tcp = bind("http.listen", config.http.listen).await?;
+    let api_tcp = bind("api.listen", config.api.listen).await?;
 
     let spans_to_file = embedding.spans_file.is_some();
     let (export_tx, export_rx) = mpsc::unbounded_channel();
@@ -140,28 +192,19 @@ pub async fn run_embedded(
     ));
 
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let app = http::router(http::AppState {
+    let state = Arc::new(http::AppState {
         commands: cmd_tx,
         counters: counters.coordinator.clone(),
         all_counters: counters.clone(),
         metrics: metrics.clone(),
         exporter_metrics: exporter_metrics.clone(),
         started: std::time::Instant::now(),
-        ready_window: (config.poll.max_interval * 2).max(Duration::from_secs(60)),
+        ready_window: config.http.ready_window,
         api: api.clone(),
         page_size: config.poll.page_size,
         include_execution_data: config.poll.include_execution_data,
         include_payloads: config.trace.include_payloads,
     });
-    let mut http_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await;
-    });
-
     let coordinator = coordinator::Coordinator::new(
         config.clone(),
         api,
@@ -170,9 +213,40 @@ pub async fn run_embedded(
         counters.coordinator.clone(),
         metrics,
         exporter_metrics,
-    );
+    )?;
+
+    let (_metrics_access_tx, metrics_access_rx) = watch::channel(metrics_access);
+    let (_api_access_tx, api_access_rx) = watch::channel(api_access);
+    let listeners = [
+        Listener {
+            name: "http",
+            tcp: metrics_tcp,
+            router: http::metrics_router(state.clone()),
+            access: metrics_access_rx,
+            stats: Arc::new(ListenerStats::default()),
+        },
+        Listener {
+            name: "api",
+            tcp: api_tcp,
+            router: http::api_router(state),
+            access: api_access_rx,
+            stats: Arc::new(ListenerStats::default()),
+        },
+    ];
+    let bound = Bound {
+        http: listeners[0].local_addr().unwrap_or(config.http.listen),
+        api: listeners[1].local_addr().unwrap_or(config.api.listen),
+    };
+    let servers: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(l.serve(stop_rx.clone())))
+        .collect();
+    if let Some(tx) = embedding.bound {
+        let _ = tx.send(bound);
+    }
     tracing::info!(
-        listen = ?local,
+        http = %bound.http,
+        api = %bound.api,
         otlp = if spans_to_file { "file" } else if !config.otlp.enabled { "disabled" } else { config.otlp.endpoint.as_str() },
         checkpoint_dir = %config.checkpoint.dir.display(),
         "durable-exporter running"
@@ -182,6 +256,8 @@ pub async fn run_embedded(
     shutdown.await;
     let _ = stop_tx.send(true);
     let _ = coordinator.await;
-    let _ = server.await;
+    for s in servers {
+        let _ = s.await;
+    }
     Ok(())
 }

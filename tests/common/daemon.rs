@@ -37,11 +37,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A daemon's directory (config, checkpoints, logs), config file and HTTP address.
+/// A daemon's directory (config, checkpoints, logs), config file and the addresses of its
+/// metrics listener (`http`) and its run-time API (`api`).
 pub struct Setup {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub http: SocketAddr,
+    pub api: SocketAddr,
 }
 
 impl Setup {
@@ -72,8 +74,14 @@ impl Setup {
 pub fn setup(fake: &FakeApi, otlp: SocketAddr, arns: &[String], extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = dir.path().join("config.yaml");
-    let s = Setup { dir, config, http };
+    let s = Setup {
+        dir,
+        config,
+        http,
+        api,
+    };
     write_config(&s, fake, otlp, arns, extra);
     s
 }
@@ -87,11 +95,13 @@ pub fn write_config(s: &Setup, fake: &FakeApi, otlp: SocketAddr, arns: &[String]
          poll:\n  interval: 150ms\n  max_interval: 600ms\n  page_size: 25\n\
          otlp:\n  endpoint: \"http://{otlp}\"\n  protocol: grpc\n  timeout: 2s\n  max_batch_size: {MAX_BATCH}\n\
          checkpoint:\n  dir: \"{}\"\n\
-         http:\n  listen: \"{}\"\n{extra}",
+         http:\n  listen: \"{}\"\n\
+         api:\n  listen: \"{}\"\n{extra}",
         fake.endpoint_url(),
         list.join("\n"),
         s.checkpoints().display(),
         s.http,
+        s.api,
     );
     std::fs::write(&s.config, merge_sections(&yaml)).unwrap();
 }
