@@ -150,7 +150,7 @@ pub async fn run(
             "durable-exporter-demo",
         )),
         counters: Some(counters.clone()),
-        bound: None,
+        ..Default::default()
     };
     let summary = handle.summary();
     print(&format!(

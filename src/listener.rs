@@ -653,3 +653,104 @@ impl Listener {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Probing (the container's HEALTHCHECK, which has no curl).
+
+/// How `probe` reaches a listener that serves TLS.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeTls {
+    /// CA certificates to trust (PEM); None: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for `RequireAndVerifyClientCert`.
+    pub client: Option<(PathBuf, PathBuf)>,
+    /// The name the server's certificate must carry; None: the address's host.
+    pub server_name: Option<String>,
+}
+
+/// GET `path` on `addr` (blocking, `timeout` for each step), `host` as the Host header
+/// (`host:port`); the status line of the answer.
+pub fn probe(
+    addr: std::net::SocketAddr,
+    host: &str,
+    path: &str,
+    tls: Option<&ProbeTls>,
+    timeout: Duration,
+) -> Result<String, String> {
+    use std::io::{Read as _, Write as _};
+    let mut tcp =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut answer = Vec::new();
+    match tls {
+        None => {
+            tcp.write_all(request.as_bytes())
+                .map_err(|e| e.to_string())?;
+            tcp.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+        }
+        Some(t) => {
+            let config = probe_client_config(t)?;
+            let name = t.server_name.clone().unwrap_or_else(|| {
+                let h = host.rsplit_once(':').map_or(host, |(h, _)| h);
+                h.trim_matches(['[', ']']).to_owned()
+            });
+            let name = rustls::pki_types::ServerName::try_from(name.clone())
+                .map_err(|_| format!("{name:?} is not a server name"))?;
+            let conn =
+                rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+            let mut stream = rustls::StreamOwned::new(conn, tcp);
+            stream
+                .write_all(request.as_bytes())
+                .map_err(|e| e.to_string())?;
+            // A server that closes without close_notify still answered.
+            match stream.read_to_end(&mut answer) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    Ok(text.lines().next().unwrap_or("no answer").to_owned())
+}
+
+fn probe_client_config(t: &ProbeTls) -> Result<rustls::ClientConfig, String> {
+    let roots = match &t.ca_file {
+        Some(path) => crate::tls::roots(
+            "CA file",
+            &path.display().to_string(),
+            &crate::tls::read("CA file", path)?,
+        )?,
+        None => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            roots
+        }
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    match &t.client {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let chain = crate::tls::certificates(
+                "client certificate",
+                &cert.display().to_string(),
+                &crate::tls::read("client certificate", cert)?,
+            )?;
+            let key = crate::tls::private_key(
+                "client key",
+                &key.display().to_string(),
+                &crate::tls::read("client key", key)?,
+            )?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())
+        }
+    }
+}

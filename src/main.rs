@@ -209,6 +209,20 @@ struct HealthcheckArgs {
     addr: String,
     #[arg(long, default_value = "/healthz")]
     path: String,
+    /// Speak TLS (the listener has a web config with tls_server_config).
+    #[arg(long)]
+    tls: bool,
+    /// CA certificates (PEM) to verify the listener with; default: the system's.
+    #[arg(long, requires = "tls")]
+    ca_file: Option<PathBuf>,
+    /// A client certificate (PEM), when the listener requires one.
+    #[arg(long, requires_all = ["tls", "client_key"])]
+    client_cert: Option<PathBuf>,
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// The name the listener's certificate carries (default: localhost).
+    #[arg(long, requires = "tls")]
+    server_name: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -315,8 +329,12 @@ fn init_logs(format: LogFormat, default: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Run(args) = &cli.command {
+        // Its log filter comes from its config (log.level) and follows its reloads.
+        return run_daemon(args, cli.log_format);
+    }
     let default_level = match cli.command {
-        Command::Run(_) | Command::Simulate(_) => {
+        Command::Simulate(_) => {
             "info,aws_config=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn"
         }
         _ => "warn",
@@ -325,7 +343,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Convert(args) => run_convert(args),
         Command::CheckConfig(args) => run_check_config(&args),
-        Command::Run(args) => run_daemon(&args),
+        Command::Run(_) => unreachable!("handled above"),
         Command::Healthcheck(args) => healthcheck(&args),
         Command::Demo(args) => run_demo(args),
         Command::Simulate(args) => run_simulate(&args),
@@ -457,15 +475,59 @@ fn run_check_config(args: &CheckConfigArgs) -> ExitCode {
     }
 }
 
-fn run_daemon(args: &RunArgs) -> ExitCode {
+/// Logs on stderr for the daemon: `RUST_LOG` when set, else the config's `log.level`, which a
+/// reload can change. Returns what changes it.
+fn init_daemon_logs(format: LogFormat, level: &str) -> durable_exporter::daemon::reload::LogSetter {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal();
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+    std::sync::Arc::new(move |level: &str| {
+        let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    })
+}
+
+fn run_daemon(args: &RunArgs, log_format: LogFormat) -> ExitCode {
     let config = match durable_exporter::config::Config::load(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return bad_input(e),
     };
+    let log = init_daemon_logs(log_format, &config.log.filter());
     let Some(rt) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
         return ExitCode::FAILURE;
     };
-    match rt.block_on(durable_exporter::daemon::run(config, shutdown_signal())) {
+    let embedding = durable_exporter::daemon::Embedding {
+        reload_on_sighup: true,
+        config_path: args.config.clone(),
+        log: Some(log),
+        ..Default::default()
+    };
+    match rt.block_on(durable_exporter::daemon::run(
+        config,
+        embedding,
+        shutdown_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "cannot run");
@@ -480,35 +542,32 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
 }
 
 fn healthcheck(args: &HealthcheckArgs) -> ExitCode {
-    use std::io::Read as _;
-    use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
+    use std::net::{SocketAddr, ToSocketAddrs as _};
     let addr = args.addr.replace("0.0.0.0", "127.0.0.1");
     let target: Option<SocketAddr> = addr.to_socket_addrs().ok().and_then(|mut a| a.next());
     let Some(target) = target else {
         eprintln!("durable-exporter: healthcheck: cannot resolve {addr}");
         return ExitCode::FAILURE;
     };
-    let timeout = Duration::from_secs(2);
-    let answer = (|| -> std::io::Result<String> {
-        let mut s = TcpStream::connect_timeout(&target, timeout)?;
-        s.set_read_timeout(Some(timeout))?;
-        s.set_write_timeout(Some(timeout))?;
-        write!(
-            s,
-            "GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
-            args.path
-        )?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf)?;
-        Ok(buf)
-    })();
-    match answer {
-        Ok(text) if text.split(' ').nth(1) == Some("200") => ExitCode::SUCCESS,
-        Ok(text) => {
-            eprintln!(
-                "durable-exporter: healthcheck: {}",
-                text.lines().next().unwrap_or("no answer")
-            );
+    let tls = args.tls.then(|| durable_exporter::listener::ProbeTls {
+        ca_file: args.ca_file.clone(),
+        client: args.client_cert.clone().zip(args.client_key.clone()),
+        server_name: Some(
+            args.server_name
+                .clone()
+                .unwrap_or_else(|| "localhost".into()),
+        ),
+    });
+    match durable_exporter::listener::probe(
+        target,
+        &addr,
+        &args.path,
+        tls.as_ref(),
+        Duration::from_secs(2),
+    ) {
+        Ok(status) if status.split(' ').nth(1) == Some("200") => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("durable-exporter: healthcheck: {status}");
             ExitCode::FAILURE
         }
         Err(e) => {

@@ -101,6 +101,54 @@ pub struct Config {
     pub http: HttpConfig,
     pub api: ApiConfig,
     pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+/// What the daemon logs (the format is `--log-format`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: a level (`info`), or directives (`info,durable_exporter=debug`).
+    /// `RUST_LOG`, when set, wins. Reloaded on SIGHUP.
+    #[serde(deserialize_with = "log_filter")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: DEFAULT_LOG_LEVEL.to_owned(),
+        }
+    }
+}
+
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
+/// The AWS SDK's crates log every retry at info: quieter unless the filter names them.
+const QUIET: &str = "aws_config=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn";
+
+impl LogConfig {
+    /// The filter the daemon applies.
+    pub fn filter(&self) -> String {
+        if self.level.contains("aws_") {
+            self.level.clone()
+        } else {
+            format!("{},{QUIET}", self.level)
+        }
+    }
+}
+
+fn log_filter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let level = de::token(d)?;
+    tracing_subscriber::EnvFilter::builder()
+        .parse(&level)
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{} is not a log filter ({e}); write a level (error, warn, info, debug, trace) or directives such as \"info,durable_exporter=debug\"",
+                tree::quote(&level)
+            ))
+        })?;
+    Ok(level)
 }
 
 /// How the Lambda API is called.

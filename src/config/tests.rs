@@ -894,7 +894,8 @@ fn shipped_config_documents_every_key_and_its_variable() {
             "checkpoint",
             "http",
             "api",
-            "metrics"
+            "metrics",
+            "log"
         ]
     );
     for section in &sections {
@@ -1224,5 +1225,25 @@ fn keys_come_from_the_struct() {
     assert!(
         !keys.iter().any(|x| x == "otlp.tls"),
         "a section is not a key"
+    );
+}
+
+#[test]
+fn the_log_filter_is_checked() {
+    assert_eq!(Config::default().log.level, "info");
+    assert!(
+        Config::default()
+            .log
+            .filter()
+            .starts_with("info,aws_config=warn")
+    );
+    let c = load_yaml("log:\n  level: debug,durable_exporter=trace\n");
+    assert_eq!(c.log.level, "debug,durable_exporter=trace");
+    let c = load_yaml("log:\n  level: info,aws_smithy_runtime=debug\n");
+    assert_eq!(c.log.filter(), "info,aws_smithy_runtime=debug");
+    assert_rejected(
+        "log:\n  level: \"loud[\"\n",
+        "log.level",
+        "is not a log filter",
     );
 }

@@ -115,6 +115,8 @@ pub enum Command {
     },
     /// Set the state gauges (running executions, pending callbacks, ...) before a scrape.
     RefreshGauges { reply: oneshot::Sender<()> },
+    /// A reloaded configuration (SIGHUP): `track.*` and `poll.*` apply from now on.
+    Reconfigure { config: Arc<Config> },
 }
 
 /// Counters the coordinator keeps (metrics read them).
@@ -1275,6 +1277,51 @@ impl Coordinator {
         }
     }
 
+    /// New executions of the configuration are tracked (ones no longer listed are read until
+    /// they end), new functions are listed at once, and the schedule follows the new `poll.*`.
+    fn reconfigure(&mut self, config: Arc<Config>) {
+        let functions_changed = config.track.functions != self.config.track.functions;
+        let interval = config.track.discovery_interval;
+        self.config = config;
+        let listed: Vec<String> = self
+            .config
+            .track
+            .executions
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect();
+        let (mut added, mut refused) = (0, 0);
+        for arn in listed {
+            if self.changes.removed.contains(&arn) {
+                continue;
+            }
+            match self.track(&arn, Source::Config) {
+                Ok(true) => added += 1,
+                Ok(false) => {}
+                Err(_) => refused += 1,
+            }
+        }
+        if added > 0 {
+            tracing::info!(
+                added,
+                "tracking the executions the reloaded configuration lists"
+            );
+        }
+        if refused > 0 {
+            tracing::warn!(
+                refused,
+                max_executions = self.config.track.max_executions,
+                "track.max_executions reached: executions of the reloaded configuration are not tracked"
+            );
+        }
+        let now = Instant::now();
+        self.next_discovery = if functions_changed {
+            now
+        } else {
+            self.next_discovery.min(now + interval)
+        };
+    }
+
     /// A run-time registration: tracked only when there is room and once it is on disk (a 201
     /// that a restart forgets would be a lie).
     fn register(&mut self, arn: &str) -> Result<bool, Refused> {
@@ -1332,6 +1379,7 @@ impl Coordinator {
             Command::Get { arn, reply } => {
                 let _ = reply.send(self.tracked.get(arn.as_str()).map(|t| self.view(t)));
             }
+            Command::Reconfigure { config } => self.reconfigure(config),
             Command::RefreshGauges { reply } => {
                 self.refresh_gauges();
                 let _ = reply.send(());

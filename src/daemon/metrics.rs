@@ -26,6 +26,13 @@ pub struct ExporterMetrics {
     buffered: IntGauge,
     checkpoint_writes: IntCounter,
     checkpoint_failures: IntCounter,
+    checkpoints_writable: IntGauge,
+    tracking_rejected: IntCounterVec,
+    pub reload_successful: IntGauge,
+    pub reload_success_time: Gauge,
+    http_connections: IntGaugeVec,
+    http_rejected: IntCounterVec,
+    http_tls_failures: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -137,6 +144,74 @@ impl ExporterMetrics {
             ),
             checkpoint_writes: counter(r, "durable_exporter_checkpoint_writes_total", "Checkpoint files written."),
             checkpoint_failures: counter(r, "durable_exporter_checkpoint_failures_total", "Checkpoint writes that failed and unreadable checkpoints moved aside."),
+            checkpoints_writable: reg(
+                r,
+                IntGauge::new(
+                    "durable_exporter_checkpoints_writable",
+                    "1 while checkpoints can be written; 0 while they cannot (exporting pauses until they can).",
+                )
+                .expect("valid metric"),
+            ),
+            tracking_rejected: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "durable_exporter_tracking_rejected_total",
+                        "Executions not tracked because track.max_executions were tracked already, by where they came from (api, discovered, chained_invoke, config).",
+                    ),
+                    &["source"],
+                )
+                .expect("valid metric"),
+            ),
+            reload_successful: reg(
+                r,
+                IntGauge::new(
+                    "durable_exporter_config_last_reload_successful",
+                    "1 when the last configuration reload (SIGHUP) succeeded, 0 when it failed and the running configuration stayed.",
+                )
+                .expect("valid metric"),
+            ),
+            reload_success_time: reg(
+                r,
+                Gauge::new(
+                    "durable_exporter_config_last_reload_success_timestamp_seconds",
+                    "When the configuration was last loaded successfully (at start or by SIGHUP), in Unix seconds.",
+                )
+                .expect("valid metric"),
+            ),
+            http_connections: reg(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "durable_exporter_http_connections",
+                        "Open connections, by listener (http: metrics and health; api: the run-time API).",
+                    ),
+                    &["listener"],
+                )
+                .expect("valid metric"),
+            ),
+            http_rejected: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "durable_exporter_http_unauthorized_requests_total",
+                        "Requests answered 401 (no or wrong credentials), by listener.",
+                    ),
+                    &["listener"],
+                )
+                .expect("valid metric"),
+            ),
+            http_tls_failures: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "durable_exporter_http_tls_handshake_failures_total",
+                        "TLS handshakes that failed or timed out, by listener.",
+                    ),
+                    &["listener"],
+                )
+                .expect("valid metric"),
+            ),
         }
     }
 
@@ -181,6 +256,37 @@ impl ExporterMetrics {
         );
         self.buffered
             .set(co.buffered_spans.load(Ordering::Relaxed) as i64);
+        let writable = co
+            .checkpoint_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none();
+        self.checkpoints_writable.set(i64::from(writable));
+        for (source, n) in super::coordinator::Source::ALL
+            .iter()
+            .zip(&co.tracking_rejected)
+        {
+            let n = n.load(Ordering::Relaxed);
+            if n > 0 {
+                catch_up(
+                    &self.tracking_rejected.with_label_values(&[source.as_str()]),
+                    n,
+                );
+            }
+        }
+        for (name, l) in [("http", &c.http_listener), ("api", &c.api_listener)] {
+            self.http_connections
+                .with_label_values(&[name])
+                .set(l.open_connections.load(Ordering::Relaxed));
+            catch_up(
+                &self.http_rejected.with_label_values(&[name]),
+                l.rejected_requests.load(Ordering::Relaxed),
+            );
+            catch_up(
+                &self.http_tls_failures.with_label_values(&[name]),
+                l.tls_failures.load(Ordering::Relaxed),
+            );
+        }
         let ex = &c.export;
         catch_up(
             &self.spans_exported,

@@ -16,6 +16,7 @@ pub mod exporter;
 pub mod http;
 pub mod limiter;
 pub mod metrics;
+pub mod reload;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -119,6 +120,8 @@ pub struct Counters {
     pub api: Arc<api::ApiCounters>,
     pub export: Arc<exporter::ExportCounters>,
     pub coordinator: Arc<coordinator::CoordinatorCounters>,
+    pub http_listener: Arc<ListenerStats>,
+    pub api_listener: Arc<ListenerStats>,
 }
 
 /// What a program embedding the daemon (the demo) changes about [`run`].
@@ -132,11 +135,22 @@ pub struct Embedding {
     pub counters: Option<Arc<Counters>>,
     /// Told where the daemon listens, once it does.
     pub bound: Option<tokio::sync::oneshot::Sender<Bound>>,
+    /// SIGHUP reloads the configuration from this file (None: the defaults and the
+    /// environment).
+    pub reload_on_sighup: bool,
+    pub config_path: Option<std::path::PathBuf>,
+    /// Sets the log filter when `log.level` is reloaded.
+    pub log: Option<reload::LogSetter>,
 }
 
-/// Runs until `shutdown` completes, then drains within [`SHUTDOWN_GRACE`].
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-    run_embedded(config, Embedding::default(), shutdown).await
+/// Runs until `shutdown` completes, then drains within [`SHUTDOWN_GRACE`]. With
+/// `reload_on_sighup`, SIGHUP reloads `config_path`.
+pub async fn run(
+    config: Config,
+    embedding: Embedding,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    run_embedded(config, embedding, shutdown).await
 }
 
 /// [`run`], with what an embedding program changes.
@@ -145,6 +159,20 @@ pub async fn run_embedded(
     embedding: Embedding,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    // Before anything else: from here on SIGHUP reloads instead of ending the process.
+    #[cfg(unix)]
+    let mut hangups = if embedding.reload_on_sighup {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: no config reloads");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let loaded = config.clone();
     let config = Arc::new(config);
     let store = checkpoint::CheckpointStore::open(&config.checkpoint.dir)?;
     // Built before anything runs: a bad endpoint, header or TLS file stops the start.
@@ -191,9 +219,13 @@ pub async fn run_embedded(
         stop_rx.clone(),
     ));
 
+    exporter_metrics.reload_successful.set(1);
+    exporter_metrics
+        .reload_success_time
+        .set(now_ms() as f64 / 1000.0);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let state = Arc::new(http::AppState {
-        commands: cmd_tx,
+        commands: cmd_tx.clone(),
         counters: counters.coordinator.clone(),
         all_counters: counters.clone(),
         metrics: metrics.clone(),
@@ -212,25 +244,35 @@ pub async fn run_embedded(
         export_tx,
         counters.coordinator.clone(),
         metrics,
-        exporter_metrics,
+        exporter_metrics.clone(),
     )?;
 
-    let (_metrics_access_tx, metrics_access_rx) = watch::channel(metrics_access);
-    let (_api_access_tx, api_access_rx) = watch::channel(api_access);
+    let (metrics_access_tx, metrics_access_rx) = watch::channel(metrics_access);
+    let (api_access_tx, api_access_rx) = watch::channel(api_access);
+    let mut reloader = reload::Reloader {
+        path: embedding.config_path,
+        loaded,
+        running: config.clone(),
+        metrics_access: metrics_access_tx,
+        api_access: api_access_tx,
+        commands: cmd_tx,
+        log: embedding.log,
+        metrics: exporter_metrics,
+    };
     let listeners = [
         Listener {
             name: "http",
             tcp: metrics_tcp,
             router: http::metrics_router(state.clone()),
             access: metrics_access_rx,
-            stats: Arc::new(ListenerStats::default()),
+            stats: counters.http_listener.clone(),
         },
         Listener {
             name: "api",
             tcp: api_tcp,
             router: http::api_router(state),
             access: api_access_rx,
-            stats: Arc::new(ListenerStats::default()),
+            stats: counters.api_listener.clone(),
         },
     ];
     let bound = Bound {
@@ -253,7 +295,29 @@ pub async fn run_embedded(
     );
     let coordinator =
         tokio::spawn(coordinator.run(cmd_rx, ack_rx, stop_rx, exporter, SHUTDOWN_GRACE));
-    shutdown.await;
+    #[cfg(unix)]
+    {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(()) = async {
+                    match hangups.as_mut() {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    reloader.reload().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = &mut reloader;
+        shutdown.await;
+    }
     let _ = stop_tx.send(true);
     let _ = coordinator.await;
     for s in servers {
