@@ -63,7 +63,8 @@ ENV DURABLE_EXPORTER__CHECKPOINT__DIR=/var/lib/durable-exporter
 # volume, EFS on ECS, a PersistentVolumeClaim) or a restart reads every history from the start.
 VOLUME ["/var/lib/durable-exporter"]
 
-# /metrics, /healthz and the run-time API (http.listen).
+# /metrics, /healthz and /readyz (http.listen). The run-time API (api.listen) stays on the
+# container's loopback unless configured with a token: it is not exposed.
 EXPOSE 9464
 
 # No shell or curl in the image: the binary asks its own /healthz.

@@ -103,6 +103,13 @@ pub async fn run(
     mut print: impl FnMut(&str),
 ) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
+    // The run-time API is as closed in the demo as in the daemon.
+    if !opts.api_listen.ip().is_loopback() && opts.config.api.token_file.is_none() {
+        return Err(DemoError::Io(format!(
+            "--api-listen {} is reachable from the network: give a config (--config) with api.token_file, or listen on 127.0.0.1",
+            opts.api_listen
+        )));
+    }
     let sim = Simulation::new(opts.spec.clone(), crate::daemon::now_ms())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
