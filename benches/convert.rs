@@ -1,6 +1,6 @@
 //! Throughput of the core on the largest history an execution can have.
 //!
-//! Input: a generated 3,000-operation finished history (`durable_exporter::synth`) written as one `GetDurableExecutionHistory` page by `synth::to_wire_json`.
+//! Input: a generated 3,000-operation finished history (`durable_exporter::synth`) written as one `GetDurableExecutionHistory` page by `history::json::to_wire_json`.
 //! Throughput is in history events.
 //!
 //! - `bare_parse_value`: `serde_json::from_slice::<serde_json::Value>`, the floor any JSON reader
@@ -45,7 +45,7 @@ fn bench_input(c: &mut Criterion, include_payloads: bool) {
         finished: true,
         ..SynthSpec::default()
     });
-    let bytes = synth::to_wire_json(&events, None).into_bytes();
+    let bytes = durable_exporter::history::json::to_wire_json(&events, None).into_bytes();
     let arn = ExecutionArn::parse(ARN).expect("a valid ARN");
 
     // The input is what it claims to be, and the pipeline does all its work on it.

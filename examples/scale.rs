@@ -81,7 +81,7 @@ impl TraceService for Latencies {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let now = durable_exporter::daemon::now_ms();
+        let now = durable_exporter::clock::now_ms();
         let from = self.from_ms.load(std::sync::atomic::Ordering::Relaxed);
         let mut n = 0;
         let mut lat = Vec::new();
@@ -253,7 +253,7 @@ async fn main() {
         ..SimSpec::default()
     };
     let t = Instant::now();
-    let sim = Simulation::new(spec, durable_exporter::daemon::now_ms()).expect("valid spec");
+    let sim = Simulation::new(spec, durable_exporter::clock::now_ms()).expect("valid spec");
     eprintln!(
         "simulator: {} executions in {:.1}s",
         sim.len(),
@@ -267,7 +267,7 @@ async fn main() {
 
     let latencies = Latencies::default();
     latencies.from_ms.store(
-        durable_exporter::daemon::now_ms() + args.warmup.as_millis() as i64,
+        durable_exporter::clock::now_ms() + args.warmup.as_millis() as i64,
         std::sync::atomic::Ordering::Relaxed,
     );
     let otlp = SocketAddr::from(([127, 0, 0, 1], free_port()));

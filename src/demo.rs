@@ -110,7 +110,7 @@ pub async fn run(
             opts.api_listen
         )));
     }
-    let sim = Simulation::new(opts.spec.clone(), crate::daemon::now_ms())?;
+    let sim = Simulation::new(opts.spec.clone(), crate::clock::now_ms())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(|e| DemoError::Io(format!("simulator: cannot listen on 127.0.0.1: {e}")))?;
@@ -255,7 +255,7 @@ type ExampleScore = (usize, std::cmp::Reverse<usize>);
 /// A finished execution showing many kinds of events in few lines, drawn as
 /// `convert --format tree` draws it.
 fn example(handle: &SimHandle) -> Option<(String, String)> {
-    let now = crate::daemon::now_ms();
+    let now = crate::clock::now_ms();
     handle.with_simulation(|s| {
         let mut best: Option<(ExampleScore, String, Vec<crate::history::Event>)> = None;
         for arn in s.arns() {

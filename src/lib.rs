@@ -6,6 +6,7 @@
 //! history; [`otlp`] is the shell's OTLP client that sends spans to a collector.
 
 pub mod arn;
+pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod daemon;

@@ -360,7 +360,7 @@ fn run_simulate(args: &SimulateArgs) -> ExitCode {
     };
     rt.block_on(async {
         let started = std::time::Instant::now();
-        let now = durable_exporter::daemon::now_ms();
+        let now = durable_exporter::clock::now_ms();
         let sim = match durable_exporter::sim::Simulation::new(spec, now) {
             Ok(s) => s,
             Err(e) => return bad_input(e),

@@ -67,7 +67,11 @@ fn offline(execs: &[(String, Vec<Event>)]) -> BTreeMap<String, f64> {
     let dir = tempfile::tempdir().unwrap();
     for (a, events) in execs {
         let path = dir.path().join("h.json");
-        std::fs::write(&path, durable_exporter::synth::to_wire_json(events, None)).unwrap();
+        std::fs::write(
+            &path,
+            durable_exporter::history::json::to_wire_json(events, None),
+        )
+        .unwrap();
         let out = Command::new(BIN)
             .args(["convert", "--format", "prometheus", "--arn", a])
             .arg(&path)

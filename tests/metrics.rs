@@ -782,7 +782,7 @@ fn docs_metrics_md_lists_every_family() {
     for file in [
         "src/metrics/mod.rs",
         "src/daemon/metrics.rs",
-        "src/daemon/api.rs",
+        "src/daemon/lambda.rs",
         "src/daemon/exporter.rs",
     ] {
         let src = std::fs::read_to_string(root().join(file)).unwrap();

@@ -23,7 +23,11 @@ fn arn(function: &str, i: usize) -> String {
 fn offline(a: &str, events: &[Event]) -> BTreeMap<String, f64> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.json");
-    std::fs::write(&path, durable_exporter::synth::to_wire_json(events, None)).unwrap();
+    std::fs::write(
+        &path,
+        durable_exporter::history::json::to_wire_json(events, None),
+    )
+    .unwrap();
     let out = std::process::Command::new(BIN)
         .args(["convert", "--format", "prometheus", "--arn", a])
         .arg(&path)

@@ -1301,7 +1301,7 @@ fn json_event() -> impl Strategy<Value = String> {
         operation,
         proptest::option::weighted(0.8, json_details()),
         any::<bool>(),
-        select(&KNOWN_EVENT_TYPES[..]),
+        select(KNOWN_EVENT_TYPES),
     )
         .prop_map(|(t, id, ts, op, details, own, other)| {
             let mut m: BTreeMap<&str, String> = op.into_iter().collect();

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
 
 async fn start(spec: SimSpec) -> (SimHandle, watch::Sender<bool>) {
-    let sim = Simulation::new(spec, durable_exporter::daemon::now_ms()).unwrap();
+    let sim = Simulation::new(spec, durable_exporter::clock::now_ms()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (tx, rx) = watch::channel(false);
     let (handle, _task) = server::serve(listener, sim, Faults::default(), rx)
@@ -28,7 +28,7 @@ async fn start(spec: SimSpec) -> (SimHandle, watch::Sender<bool>) {
 }
 
 async fn client(handle: &SimHandle) -> Client {
-    durable_exporter::daemon::api::sdk_client(
+    durable_exporter::daemon::lambda::sdk_client(
         Some("us-east-1"),
         Some(&handle.endpoint_url()),
         Duration::from_secs(10),
@@ -67,7 +67,7 @@ async fn sdk_history(c: &Client, arn: &str, page: i32) -> (Vec<Event>, usize) {
 
 /// The same history from the model directly.
 fn model_history(h: &SimHandle, arn: &str) -> Vec<Event> {
-    h.with_simulation(|s| s.visible_events(arn, durable_exporter::daemon::now_ms()))
+    h.with_simulation(|s| s.visible_events(arn, durable_exporter::clock::now_ms()))
         .expect("a simulated execution")
 }
 
@@ -153,7 +153,7 @@ async fn callbacks_are_answered_through_the_sdk() {
     })
     .await;
     let c = client(&h).await;
-    let pending = h.with_simulation(|s| s.pending_callbacks(durable_exporter::daemon::now_ms()));
+    let pending = h.with_simulation(|s| s.pending_callbacks(durable_exporter::clock::now_ms()));
     assert!(pending.len() >= 2, "callbacks pending: {}", pending.len());
     let ok = c
         .send_durable_execution_callback_success()

@@ -13,11 +13,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::api::{Api, ApiError, Description, ErrorKind, Listed};
 use super::checkpoint::{CheckpointStore, Cursor, Forgotten, TrackingChanges};
 use super::exporter::{Ack, ExportJob};
-use super::now_ms;
+use super::lambda::{ApiError, Description, ErrorKind, Lambda, Listed, Pages};
 use crate::arn::{ExecutionArn, FunctionParts};
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::history::{Anomaly, AnomalyKind, Event, EventDetails};
 use crate::state::{Details, Execution, FnObserver, FoldOptions, Transition};
@@ -226,7 +226,7 @@ pub struct Coordinator {
     config: Arc<Config>,
     metrics: Arc<crate::metrics::Metrics>,
     exporter_metrics: Arc<super::metrics::ExporterMetrics>,
-    api: Api,
+    lambda: Lambda,
     store: CheckpointStore,
     tracked: HashMap<Arc<str>, Tracked>,
     schedule: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
@@ -259,7 +259,7 @@ impl Coordinator {
     /// Loads checkpoints and tracking changes and builds the tracked set.
     pub fn new(
         config: Arc<Config>,
-        api: Api,
+        lambda: Lambda,
         store: CheckpointStore,
         export_tx: mpsc::UnboundedSender<ExportJob>,
         counters: Arc<CoordinatorCounters>,
@@ -277,7 +277,7 @@ impl Coordinator {
             config: config.clone(),
             metrics,
             exporter_metrics,
-            api,
+            lambda,
             store,
             tracked: HashMap::new(),
             schedule: BinaryHeap::new(),
@@ -532,7 +532,7 @@ impl Coordinator {
         tracing::info!(
             tracked = self.tracked.len(),
             unacknowledged_jobs = pending,
-            history_calls = self.api.counters().total(super::api::OP_HISTORY),
+            history_calls = self.lambda.counters().total(super::lambda::OP_HISTORY),
             polls = c.polls.load(Ordering::Relaxed),
             polls_with_new_events = c.polls_with_new_events.load(Ordering::Relaxed),
             pages_with_new_events = c.pages_with_new_events.load(Ordering::Relaxed),
@@ -589,11 +589,11 @@ impl Coordinator {
             }
             t.in_flight = true;
             self.in_flight += 1;
-            let api = self.api.clone();
+            let lambda = self.lambda.clone();
             match t.phase {
                 Phase::Describe => {
                     self.jobs.spawn(async move {
-                        let r = api.describe(&arn).await;
+                        let r = lambda.describe(&arn).await;
                         JobResult::Described(arn, r)
                     });
                 }
@@ -606,7 +606,8 @@ impl Coordinator {
                     t.reserved = reserve;
                     self.reserved_spans += reserve;
                     self.jobs.spawn(async move {
-                        let o = poll(&api, &arn, marker, after, page_size, data, max_pages).await;
+                        let o =
+                            poll(&lambda, &arn, marker, after, page_size, data, max_pages).await;
                         JobResult::Polled(arn, o)
                     });
                 }
@@ -617,30 +618,30 @@ impl Coordinator {
 
     fn start_discovery(&mut self) {
         self.discovery_in_flight = true;
-        let api = self.api.clone();
+        let lambda = self.lambda.clone();
         let functions = self.config.track.functions.clone();
         self.jobs.spawn(async move {
             let mut found = Vec::new();
             let mut errors = Vec::new();
             for f in functions {
                 let after = Timestamp::from_millis(now_ms() - f.lookback.as_millis() as i64);
-                let mut marker: Option<String> = None;
+                let mut pages = Pages::default();
                 loop {
-                    match api
+                    match lambda
                         .list_by_function(
                             &f.name,
                             f.qualifier.as_deref(),
                             &f.statuses,
                             Some(after),
-                            marker.as_deref(),
+                            pages.marker(),
                         )
                         .await
                     {
                         Ok((items, next)) => {
+                            let n = items.len();
                             found.extend(items.into_iter().filter(|l| l.start >= after));
-                            match next {
-                                Some(n) if Some(&n) != marker.as_ref() => marker = Some(n),
-                                _ => break,
+                            if !pages.advance(next, n) {
+                                break;
                             }
                         }
                         Err(e) => {
@@ -1412,13 +1413,7 @@ fn hold_from(
         };
         let settled = events[i + 1..].iter().any(|(later, _)| {
             later.operation.as_ref().is_some_and(|o| o.id == op.id)
-                || matches!(
-                    later.details,
-                    EventDetails::ExecutionSucceeded { .. }
-                        | EventDetails::ExecutionFailed { .. }
-                        | EventDetails::ExecutionTimedOut { .. }
-                        | EventDetails::ExecutionStopped { .. }
-                )
+                || later.details.terminal_status().is_some()
         });
         if settled {
             continue;
@@ -1469,7 +1464,7 @@ fn report_anomaly(counters: &CoordinatorCounters, arn: &str, a: &Anomaly) {
 }
 
 async fn poll(
-    api: &Api,
+    lambda: &Lambda,
     arn: &str,
     start_marker: Option<String>,
     after: u64,
@@ -1487,7 +1482,7 @@ async fn poll(
         conflicts: Vec::new(),
         error: None,
     };
-    let mut marker = start_marker;
+    let mut walk = Pages::from(start_marker);
     let mut newest = after;
     // Pages that brought new events: the re-read of the cursor's own page does not count.
     let mut pages = 0;
@@ -1502,19 +1497,19 @@ async fn poll(
         } else {
             super::limiter::Class::Read
         };
-        let page = match api
-            .history_page(class, arn, marker.as_deref(), page_size, include_data)
+        let page = match lambda
+            .history_page(class, arn, walk.marker(), page_size, include_data)
             .await
         {
             Ok(p) => p,
             // Once per poll: a fresh marker refused as well is an error, not a loop.
             Err(e)
                 if e.kind == ErrorKind::InvalidParameter
-                    && marker.is_some()
+                    && walk.marker().is_some()
                     && !out.marker_fallback =>
             {
                 out.marker_fallback = true;
-                marker = None;
+                walk.restart();
                 continue;
             }
             Err(e) => {
@@ -1523,7 +1518,7 @@ async fn poll(
             }
         };
         out.skipped.extend(page.skipped);
-        let empty = page.events.is_empty();
+        let count = page.events.len();
         let page_index = out.markers.len();
         let mut events = page.events;
         events.sort_by_key(|e| e.id);
@@ -1545,10 +1540,9 @@ async fn poll(
         if out.events.len() > before {
             pages += 1;
         }
-        out.markers.push(marker.clone());
-        match page.next_marker {
-            Some(next) if !empty && Some(&next) != marker.as_ref() => marker = Some(next),
-            _ => break,
+        out.markers.push(walk.marker().map(str::to_owned));
+        if !walk.advance(page.next_marker, count) {
+            break;
         }
     }
     out.new_pages = pages;

@@ -207,7 +207,7 @@ fn write_lines(
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters
         .last_success_ms
-        .store(super::now_ms().max(0) as u64, Ordering::Relaxed);
+        .store(crate::clock::now_ms().max(0) as u64, Ordering::Relaxed);
     Ok(())
 }
 
@@ -224,7 +224,7 @@ async fn send_with_retry(
     let mut wait = RETRY_MIN;
     counters
         .sending_since_ms
-        .store(super::now_ms().max(1), Ordering::Relaxed);
+        .store(crate::clock::now_ms().max(1), Ordering::Relaxed);
     let delivered =
         |counters: &ExportCounters| counters.sending_since_ms.store(0, Ordering::Relaxed);
     loop {
@@ -244,7 +244,7 @@ async fn send_with_retry(
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters
                     .last_success_ms
-                    .store(super::now_ms().max(0) as u64, Ordering::Relaxed);
+                    .store(crate::clock::now_ms().max(0) as u64, Ordering::Relaxed);
                 let message = outcome.message.as_deref().unwrap_or("");
                 if outcome.rejected > 0 {
                     tracing::warn!(

@@ -29,10 +29,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::api::Api;
 use super::coordinator::{Command, CoordinatorCounters, Refused};
-use super::now_ms;
+use super::lambda::Lambda;
 use crate::arn::ExecutionArn;
+use crate::clock::now_ms;
 use crate::state::json::state_response;
 use crate::state::{Execution, FnObserver, FoldOptions, Transition};
 
@@ -46,7 +46,7 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// How recent an API answer and an export must be for /readyz.
     pub ready_window: std::time::Duration,
-    pub api: Api,
+    pub lambda: Lambda,
     pub page_size: u32,
     pub include_execution_data: bool,
     pub include_payloads: bool,
@@ -236,14 +236,14 @@ async fn execution_state(
             keep_finished: true,
         },
     );
-    let mut marker: Option<String> = None;
+    let mut pages = super::lambda::Pages::default();
     loop {
         let page = match state
-            .api
+            .lambda
             .history_page(
                 super::limiter::Class::Read,
                 &arn,
-                marker.as_deref(),
+                pages.marker(),
                 state.page_size,
                 state.include_execution_data,
             )
@@ -252,11 +252,9 @@ async fn execution_state(
             Ok(p) => p,
             Err(e) => return error(StatusCode::BAD_GATEWAY, e.to_string()),
         };
-        let empty = page.events.is_empty();
         fold.apply_all(&page.events, &mut FnObserver(|_: Transition<'_>| {}));
-        match page.next_marker {
-            Some(n) if !empty && Some(&n) != marker.as_ref() => marker = Some(n),
-            _ => break,
+        if !pages.advance(page.next_marker, page.events.len()) {
+            break;
         }
     }
     let ops = fold.operations();
@@ -279,7 +277,7 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: axum::http::Header
     }
     state
         .exporter_metrics
-        .refresh(&state.all_counters, state.api.limiter().rate());
+        .refresh(&state.all_counters, state.lambda.limiter().rate());
     let openmetrics = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -219,7 +219,7 @@ impl ExporterMetrics {
     pub fn refresh(&self, c: &Counters, rate: f64) {
         for ((op, outcome), n) in c.api.snapshot() {
             catch_up(&self.api_requests.with_label_values(&[op, outcome]), n);
-            if outcome == super::api::ErrorKind::Throttled.as_str() {
+            if outcome == super::lambda::ErrorKind::Throttled.as_str() {
                 catch_up(&self.api_throttles.with_label_values(&[op]), n);
             }
         }

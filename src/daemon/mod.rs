@@ -9,11 +9,11 @@
 //!                            └── checkpoints move only on acks
 //! ```
 
-pub mod api;
 pub mod checkpoint;
 pub mod coordinator;
 pub mod exporter;
 pub mod http;
+pub mod lambda;
 pub mod limiter;
 pub mod metrics;
 pub mod reload;
@@ -27,13 +27,6 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{Config, ConfigError};
 use crate::listener::{Access, Listener, ListenerStats};
 use crate::otlp::{ExportError, OtlpClient};
-
-/// Wall-clock milliseconds since the epoch (the shell's clock; the core has none).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// How long shutdown may take to flush spans and checkpoints (ECS waits 30 s by default).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -117,7 +110,7 @@ async fn bind(
 /// Shared counters, for logs, the HTTP API and metrics.
 #[derive(Default)]
 pub struct Counters {
-    pub api: Arc<api::ApiCounters>,
+    pub api: Arc<lambda::ApiCounters>,
     pub export: Arc<exporter::ExportCounters>,
     pub coordinator: Arc<coordinator::CoordinatorCounters>,
     pub http_listener: Arc<ListenerStats>,
@@ -186,7 +179,7 @@ pub async fn run_embedded(
     let counters = embedding.counters.unwrap_or_default();
     let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics.name_label()));
     let exporter_metrics = Arc::new(metrics::ExporterMetrics::new(metrics.registry(), &counters));
-    let client = api::sdk_client(
+    let client = lambda::sdk_client(
         config.aws.region.as_deref(),
         config.aws.endpoint_url.as_deref(),
         Duration::from_secs(30),
@@ -194,7 +187,7 @@ pub async fn run_embedded(
     )
     .await;
     let limiter = limiter::RateLimiter::new(config.aws.max_requests_per_second);
-    let api = api::Api::new(client, limiter, counters.api.clone());
+    let lambda = lambda::Lambda::new(client, limiter, counters.api.clone());
 
     let metrics_tcp = bind("http.listen", config.http.listen).await?;
     let api_tcp = bind("api.listen", config.api.listen).await?;
@@ -222,7 +215,7 @@ pub async fn run_embedded(
     exporter_metrics.reload_successful.set(1);
     exporter_metrics
         .reload_success_time
-        .set(now_ms() as f64 / 1000.0);
+        .set(crate::clock::now_seconds());
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let state = Arc::new(http::AppState {
         commands: cmd_tx.clone(),
@@ -232,14 +225,14 @@ pub async fn run_embedded(
         exporter_metrics: exporter_metrics.clone(),
         started: std::time::Instant::now(),
         ready_window: config.http.ready_window,
-        api: api.clone(),
+        lambda: lambda.clone(),
         page_size: config.poll.page_size,
         include_execution_data: config.poll.include_execution_data,
         include_payloads: config.trace.include_payloads,
     });
     let coordinator = coordinator::Coordinator::new(
         config.clone(),
-        api,
+        lambda,
         store,
         export_tx,
         counters.coordinator.clone(),

@@ -110,7 +110,7 @@ impl Reloader {
                 self.metrics.reload_successful.set(1);
                 self.metrics
                     .reload_success_time
-                    .set(super::now_ms() as f64 / 1000.0);
+                    .set(crate::clock::now_ms() as f64 / 1000.0);
             }
             Err(e) => {
                 self.metrics.reload_successful.set(0);

@@ -105,42 +105,67 @@ impl RetryDetails {
     }
 }
 
-/// The event types of the 2025-12-01 API with their details, and unknown ones.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EventDetails {
+/// Declares [`EventDetails`] from one table: each event type with its details. The EventType
+/// names ([`EventDetails::event_type`]), the empty details of each type
+/// ([`EventDetails::empty`]) and [`KNOWN_EVENT_TYPES`] all come from it, so a new event type is
+/// one line here (plus its payloads in `parts_of!` and, if it ends the
+/// execution, [`EventDetails::terminal_status`]), its reading in `json.rs` and `sdk.rs`, and its
+/// meaning in the state fold.
+macro_rules! event_types {
+    ($( $(#[$doc:meta])* $name:ident $({ $($field:ident : $ty:ty),* $(,)? })? ),* $(,)?) => {
+        /// The event types of the 2025-12-01 API with their details, and unknown ones.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum EventDetails {
+            $( $(#[$doc])* $name $({ $($field: $ty),* })?, )*
+            /// An EventType this version does not know (ExecutionPaused, ExecutionResumed, ...).
+            Unknown { event_type: String },
+        }
+
+        /// Every EventType of the 2025-12-01 API, as aws-sdk-lambda 1.156 and botocore list them
+        /// (the model's prose speaks of 25; its enumeration holds these 24).
+        pub const KNOWN_EVENT_TYPES: &[&str] = &[$(stringify!($name)),*];
+
+        impl EventDetails {
+            /// The EventType as the API spells it.
+            pub fn event_type(&self) -> &str {
+                match self {
+                    $( EventDetails::$name { .. } => stringify!($name), )*
+                    EventDetails::Unknown { event_type } => event_type,
+                }
+            }
+
+            /// The details for an EventType with none of its details present (`Unknown` for
+            /// types this version does not know).
+            pub fn empty(event_type: &str) -> EventDetails {
+                match event_type {
+                    $( stringify!($name) => EventDetails::$name $({ $($field: Default::default()),* })?, )*
+                    other => EventDetails::Unknown {
+                        event_type: other.to_owned(),
+                    },
+                }
+            }
+        }
+    };
+}
+
+event_types! {
     ExecutionStarted {
         input: Option<Payload>,
         execution_timeout_seconds: Option<u64>,
     },
-    ExecutionSucceeded {
-        result: Option<Payload>,
-    },
-    ExecutionFailed {
-        error: Option<ErrorInfo>,
-    },
-    ExecutionTimedOut {
-        error: Option<ErrorInfo>,
-    },
-    ExecutionStopped {
-        error: Option<ErrorInfo>,
-    },
+    ExecutionSucceeded { result: Option<Payload> },
+    ExecutionFailed { error: Option<ErrorInfo> },
+    ExecutionTimedOut { error: Option<ErrorInfo> },
+    ExecutionStopped { error: Option<ErrorInfo> },
     ContextStarted,
-    ContextSucceeded {
-        result: Option<Payload>,
-    },
-    ContextFailed {
-        error: Option<ErrorInfo>,
-    },
+    ContextSucceeded { result: Option<Payload> },
+    ContextFailed { error: Option<ErrorInfo> },
     WaitStarted {
         duration_seconds: Option<u64>,
         scheduled_end: Option<Timestamp>,
     },
-    WaitSucceeded {
-        duration_seconds: Option<u64>,
-    },
-    WaitCancelled {
-        error: Option<ErrorInfo>,
-    },
+    WaitSucceeded { duration_seconds: Option<u64> },
+    WaitCancelled { error: Option<ErrorInfo> },
     StepStarted,
     StepSucceeded {
         result: Option<Payload>,
@@ -157,148 +182,82 @@ pub enum EventDetails {
         executed_version: Option<String>,
         durable_execution_arn: Option<String>,
     },
-    ChainedInvokeSucceeded {
-        result: Option<Payload>,
-    },
-    ChainedInvokeFailed {
-        error: Option<ErrorInfo>,
-    },
-    ChainedInvokeTimedOut {
-        error: Option<ErrorInfo>,
-    },
-    ChainedInvokeStopped {
-        error: Option<ErrorInfo>,
-    },
+    ChainedInvokeSucceeded { result: Option<Payload> },
+    ChainedInvokeFailed { error: Option<ErrorInfo> },
+    ChainedInvokeTimedOut { error: Option<ErrorInfo> },
+    ChainedInvokeStopped { error: Option<ErrorInfo> },
     CallbackStarted {
         callback_id: Option<String>,
         timeout_seconds: Option<u64>,
         heartbeat_timeout_seconds: Option<u64>,
     },
-    CallbackSucceeded {
-        result: Option<Payload>,
-    },
-    CallbackFailed {
-        error: Option<ErrorInfo>,
-    },
-    CallbackTimedOut {
-        error: Option<ErrorInfo>,
-    },
+    CallbackSucceeded { result: Option<Payload> },
+    CallbackFailed { error: Option<ErrorInfo> },
+    CallbackTimedOut { error: Option<ErrorInfo> },
     InvocationCompleted {
         start: Option<Timestamp>,
         end: Option<Timestamp>,
         request_id: Option<String>,
         error: Option<ErrorInfo>,
     },
-    /// An EventType this version does not know (ExecutionPaused, ExecutionResumed, ...).
-    Unknown {
-        event_type: String,
-    },
 }
 
-impl EventDetails {
-    /// The EventType as the API spells it.
-    pub fn event_type(&self) -> &str {
-        use EventDetails::*;
+/// How an execution ended, as its terminal event says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terminal {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Stopped,
+}
+
+impl Terminal {
+    /// The execution status as the API writes it.
+    pub fn as_str(self) -> &'static str {
         match self {
-            ExecutionStarted { .. } => "ExecutionStarted",
-            ExecutionSucceeded { .. } => "ExecutionSucceeded",
-            ExecutionFailed { .. } => "ExecutionFailed",
-            ExecutionTimedOut { .. } => "ExecutionTimedOut",
-            ExecutionStopped { .. } => "ExecutionStopped",
-            ContextStarted => "ContextStarted",
-            ContextSucceeded { .. } => "ContextSucceeded",
-            ContextFailed { .. } => "ContextFailed",
-            WaitStarted { .. } => "WaitStarted",
-            WaitSucceeded { .. } => "WaitSucceeded",
-            WaitCancelled { .. } => "WaitCancelled",
-            StepStarted => "StepStarted",
-            StepSucceeded { .. } => "StepSucceeded",
-            StepFailed { .. } => "StepFailed",
-            ChainedInvokeStarted { .. } => "ChainedInvokeStarted",
-            ChainedInvokeSucceeded { .. } => "ChainedInvokeSucceeded",
-            ChainedInvokeFailed { .. } => "ChainedInvokeFailed",
-            ChainedInvokeTimedOut { .. } => "ChainedInvokeTimedOut",
-            ChainedInvokeStopped { .. } => "ChainedInvokeStopped",
-            CallbackStarted { .. } => "CallbackStarted",
-            CallbackSucceeded { .. } => "CallbackSucceeded",
-            CallbackFailed { .. } => "CallbackFailed",
-            CallbackTimedOut { .. } => "CallbackTimedOut",
-            InvocationCompleted { .. } => "InvocationCompleted",
-            Unknown { event_type } => event_type,
+            Terminal::Succeeded => "SUCCEEDED",
+            Terminal::Failed => "FAILED",
+            Terminal::TimedOut => "TIMED_OUT",
+            Terminal::Stopped => "STOPPED",
         }
     }
+}
 
-    /// The details for an EventType with none of its details present (`None` for unknown types).
-    pub fn empty(event_type: &str) -> EventDetails {
+/// The payloads and the error an event carries (see [`EventDetails::parts`]).
+#[derive(Debug, Default)]
+pub struct Parts<'a> {
+    pub input: Option<&'a Option<Payload>>,
+    pub result: Option<&'a Option<Payload>>,
+    pub error: Option<&'a Option<ErrorInfo>>,
+}
+
+/// The same, to change them (the simulator strips payloads).
+#[derive(Debug, Default)]
+pub struct PartsMut<'a> {
+    pub input: Option<&'a mut Option<Payload>>,
+    pub result: Option<&'a mut Option<Payload>>,
+    pub error: Option<&'a mut Option<ErrorInfo>>,
+}
+
+/// Which details field is an event's input, result or error: the one list of them, for both
+/// [`EventDetails::parts`] and [`EventDetails::parts_mut`] (match ergonomics bind shared or
+/// mutable references as `$details` is one or the other).
+macro_rules! parts_of {
+    ($details:expr, $parts:ident) => {{
         use EventDetails::*;
-        match event_type {
-            "ExecutionStarted" => ExecutionStarted {
-                input: None,
-                execution_timeout_seconds: None,
+        match $details {
+            ExecutionStarted { input, .. } | ChainedInvokeStarted { input, .. } => $parts {
+                input: Some(input),
+                ..$parts::default()
             },
-            "ExecutionSucceeded" => ExecutionSucceeded { result: None },
-            "ExecutionFailed" => ExecutionFailed { error: None },
-            "ExecutionTimedOut" => ExecutionTimedOut { error: None },
-            "ExecutionStopped" => ExecutionStopped { error: None },
-            "ContextStarted" => ContextStarted,
-            "ContextSucceeded" => ContextSucceeded { result: None },
-            "ContextFailed" => ContextFailed { error: None },
-            "WaitStarted" => WaitStarted {
-                duration_seconds: None,
-                scheduled_end: None,
+            ExecutionSucceeded { result }
+            | ContextSucceeded { result }
+            | StepSucceeded { result, .. }
+            | ChainedInvokeSucceeded { result }
+            | CallbackSucceeded { result } => $parts {
+                result: Some(result),
+                ..$parts::default()
             },
-            "WaitSucceeded" => WaitSucceeded {
-                duration_seconds: None,
-            },
-            "WaitCancelled" => WaitCancelled { error: None },
-            "StepStarted" => StepStarted,
-            "StepSucceeded" => StepSucceeded {
-                result: None,
-                retry: None,
-            },
-            "StepFailed" => StepFailed {
-                error: None,
-                retry: None,
-            },
-            "ChainedInvokeStarted" => ChainedInvokeStarted {
-                function_name: None,
-                tenant_id: None,
-                input: None,
-                executed_version: None,
-                durable_execution_arn: None,
-            },
-            "ChainedInvokeSucceeded" => ChainedInvokeSucceeded { result: None },
-            "ChainedInvokeFailed" => ChainedInvokeFailed { error: None },
-            "ChainedInvokeTimedOut" => ChainedInvokeTimedOut { error: None },
-            "ChainedInvokeStopped" => ChainedInvokeStopped { error: None },
-            "CallbackStarted" => CallbackStarted {
-                callback_id: None,
-                timeout_seconds: None,
-                heartbeat_timeout_seconds: None,
-            },
-            "CallbackSucceeded" => CallbackSucceeded { result: None },
-            "CallbackFailed" => CallbackFailed { error: None },
-            "CallbackTimedOut" => CallbackTimedOut { error: None },
-            "InvocationCompleted" => InvocationCompleted {
-                start: None,
-                end: None,
-                request_id: None,
-                error: None,
-            },
-            other => Unknown {
-                event_type: other.to_owned(),
-            },
-        }
-    }
-
-    pub fn is_unknown(&self) -> bool {
-        matches!(self, EventDetails::Unknown { .. })
-    }
-
-    /// The error the event carries, if any.
-    pub fn error(&self) -> Option<&ErrorInfo> {
-        use EventDetails::*;
-        match self {
             ExecutionFailed { error }
             | ExecutionTimedOut { error }
             | ExecutionStopped { error }
@@ -310,53 +269,61 @@ impl EventDetails {
             | ChainedInvokeStopped { error }
             | CallbackFailed { error }
             | CallbackTimedOut { error }
-            | InvocationCompleted { error, .. } => error.as_ref(),
+            | InvocationCompleted { error, .. } => $parts {
+                error: Some(error),
+                ..$parts::default()
+            },
+            ContextStarted
+            | WaitStarted { .. }
+            | WaitSucceeded { .. }
+            | StepStarted
+            | CallbackStarted { .. }
+            | Unknown { .. } => $parts::default(),
+        }
+    }};
+}
+
+impl EventDetails {
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, EventDetails::Unknown { .. })
+    }
+
+    /// The status the execution ends with, when this event ends it.
+    pub fn terminal_status(&self) -> Option<Terminal> {
+        match self {
+            EventDetails::ExecutionSucceeded { .. } => Some(Terminal::Succeeded),
+            EventDetails::ExecutionFailed { .. } => Some(Terminal::Failed),
+            EventDetails::ExecutionTimedOut { .. } => Some(Terminal::TimedOut),
+            EventDetails::ExecutionStopped { .. } => Some(Terminal::Stopped),
             _ => None,
         }
+    }
+
+    /// Where the event keeps its input, its result and its error.
+    pub fn parts(&self) -> Parts<'_> {
+        parts_of!(self, Parts)
+    }
+
+    /// The same, to change them.
+    pub fn parts_mut(&mut self) -> PartsMut<'_> {
+        parts_of!(self, PartsMut)
+    }
+
+    /// The error the event carries, if any.
+    pub fn error(&self) -> Option<&ErrorInfo> {
+        self.parts().error.and_then(Option::as_ref)
     }
 
     /// The result payload the event carries, if any.
     pub fn result(&self) -> Option<&Payload> {
-        use EventDetails::*;
-        match self {
-            ExecutionSucceeded { result }
-            | ContextSucceeded { result }
-            | StepSucceeded { result, .. }
-            | ChainedInvokeSucceeded { result }
-            | CallbackSucceeded { result } => result.as_ref(),
-            _ => None,
-        }
+        self.parts().result.and_then(Option::as_ref)
+    }
+
+    /// The input payload the event carries, if any.
+    pub fn input(&self) -> Option<&Payload> {
+        self.parts().input.and_then(Option::as_ref)
     }
 }
-
-/// Every EventType of the 2025-12-01 API, as aws-sdk-lambda 1.156 and botocore list them (the
-/// model's prose speaks of 25; its enumeration holds these 24).
-pub const KNOWN_EVENT_TYPES: [&str; 24] = [
-    "ExecutionStarted",
-    "ExecutionSucceeded",
-    "ExecutionFailed",
-    "ExecutionTimedOut",
-    "ExecutionStopped",
-    "ContextStarted",
-    "ContextSucceeded",
-    "ContextFailed",
-    "WaitStarted",
-    "WaitSucceeded",
-    "WaitCancelled",
-    "StepStarted",
-    "StepSucceeded",
-    "StepFailed",
-    "ChainedInvokeStarted",
-    "ChainedInvokeSucceeded",
-    "ChainedInvokeFailed",
-    "ChainedInvokeTimedOut",
-    "ChainedInvokeStopped",
-    "CallbackStarted",
-    "CallbackSucceeded",
-    "CallbackFailed",
-    "CallbackTimedOut",
-    "InvocationCompleted",
-];
 
 /// Something a history should not contain, found while reading it ([`normalize`]) or folding it
 /// (`state::Execution`): drawn as well as possible and reported, never a failure. The one anomaly
@@ -536,8 +503,9 @@ mod tests {
         for t in KNOWN_EVENT_TYPES {
             let d = EventDetails::empty(t);
             assert!(!d.is_unknown(), "{t}");
-            assert_eq!(d.event_type(), t);
+            assert_eq!(d.event_type(), *t);
         }
+        assert_eq!(KNOWN_EVENT_TYPES.len(), 24);
         let u = EventDetails::empty("ExecutionPaused");
         assert!(u.is_unknown());
         assert_eq!(u.event_type(), "ExecutionPaused");

@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::history::json::to_wire_json;
 use crate::history::{ErrorInfo, Event, EventDetails, Payload};
-use crate::synth::{Rng, SynthSpec, to_wire_json};
+use crate::synth::{Rng, SynthSpec};
 use crate::time::Timestamp;
 use markers::{MarkerCodec, MarkerError, MarkerScope};
 use wire::{Params, Reply};
@@ -430,7 +431,8 @@ impl Simulation {
         }
         x.terminal = events
             .last()
-            .map_or("RUNNING", |e| terminal_status(e).unwrap_or("RUNNING"));
+            .and_then(|e| e.details.terminal_status())
+            .map_or("RUNNING", crate::history::Terminal::as_str);
         x.timeline = events.iter().map(|e| e.timestamp.millis()).collect();
         self.by_arn.insert(x.arn.clone(), index);
         self.executions.push(x);
@@ -865,16 +867,6 @@ impl CallbackAnswer {
     }
 }
 
-fn terminal_status(e: &Event) -> Option<&'static str> {
-    match e.details {
-        EventDetails::ExecutionSucceeded { .. } => Some("SUCCEEDED"),
-        EventDetails::ExecutionFailed { .. } => Some("FAILED"),
-        EventDetails::ExecutionTimedOut { .. } => Some("TIMED_OUT"),
-        EventDetails::ExecutionStopped { .. } => Some("STOPPED"),
-        _ => None,
-    }
-}
-
 fn epoch_seconds(ms: i64) -> Value {
     json!(ms as f64 / 1000.0)
 }
@@ -1086,38 +1078,16 @@ fn push_terminal(events: &mut Vec<Event>, at_ms: i64, details: EventDetails) {
 
 /// IncludeExecutionData=false, as the emulator answers it: inputs and results lose their
 /// payload and say Truncated; errors keep theirs, marked Truncated.
+/// What `IncludeExecutionData=false` leaves of an event: no payloads (marked truncated), errors
+/// without their data.
 fn strip_payloads(e: &mut Event) {
-    use EventDetails as D;
-    let payload = |p: &mut Option<Payload>| {
-        if let Some(p) = p {
-            p.payload = None;
-            p.truncated = true;
-        }
-    };
-    let error = |e: &mut Option<ErrorInfo>| {
-        if let Some(e) = e {
-            e.truncated = true;
-        }
-    };
-    match &mut e.details {
-        D::ExecutionStarted { input, .. } | D::ChainedInvokeStarted { input, .. } => payload(input),
-        D::ExecutionSucceeded { result }
-        | D::ContextSucceeded { result }
-        | D::StepSucceeded { result, .. }
-        | D::ChainedInvokeSucceeded { result }
-        | D::CallbackSucceeded { result } => payload(result),
-        D::ExecutionFailed { error: err }
-        | D::ExecutionTimedOut { error: err }
-        | D::ExecutionStopped { error: err }
-        | D::ContextFailed { error: err }
-        | D::WaitCancelled { error: err }
-        | D::StepFailed { error: err, .. }
-        | D::ChainedInvokeFailed { error: err }
-        | D::ChainedInvokeTimedOut { error: err }
-        | D::ChainedInvokeStopped { error: err }
-        | D::CallbackFailed { error: err }
-        | D::CallbackTimedOut { error: err } => error(err),
-        _ => {}
+    let parts = e.details.parts_mut();
+    for p in [parts.input, parts.result].into_iter().flatten().flatten() {
+        p.payload = None;
+        p.truncated = true;
+    }
+    if let Some(Some(e)) = parts.error {
+        e.truncated = true;
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::wire::{self, Params, Reply};
 use super::{CallbackAnswer, SimSummary, Simulation};
-use crate::daemon::now_ms;
+use crate::clock::now_ms;
 use crate::synth::Rng;
 
 /// Faults to inject, each drawn per request from a seeded generator.

@@ -97,15 +97,9 @@ fn histories_grow_by_appending_with_stable_event_ids() {
             before = events;
         }
         assert!(
-            matches!(
-                before.last().map(|e| &e.details),
-                Some(
-                    EventDetails::ExecutionSucceeded { .. }
-                        | EventDetails::ExecutionFailed { .. }
-                        | EventDetails::ExecutionTimedOut { .. }
-                        | EventDetails::ExecutionStopped { .. }
-                )
-            ),
+            before
+                .last()
+                .is_some_and(|e| e.details.terminal_status().is_some()),
             "every execution ends within two days"
         );
     }

@@ -63,13 +63,13 @@ pub struct FakeExecution {
 
 impl FakeExecution {
     /// An execution serving `events` (all visible), in the exact wire form
-    /// [`durable_exporter::synth::to_wire_json`] writes. Name, FunctionArn and Version come from a
+    /// [`durable_exporter::history::json::to_wire_json`] writes. Name, FunctionArn and Version come from a
     /// real-form ARN (`arn:aws:lambda:R:A:function:F:Q/durable-execution/NAME/ID`); for any other
     /// identifier (the emulator's `<uuid>/<uuid>`) the name is the ExecutionStarted event's Name
     /// and the function `arn:aws:lambda:us-east-1:123456789012:function:unknown:$LATEST`.
     pub fn from_events(arn: &str, events: &[durable_exporter::history::Event]) -> Self {
         let wire: Value =
-            serde_json::from_str(&durable_exporter::synth::to_wire_json(events, None))
+            serde_json::from_str(&durable_exporter::history::json::to_wire_json(events, None))
                 .expect("to_wire_json writes valid JSON");
         let Value::Object(mut body) = wire else {
             unreachable!("a history response is an object")

@@ -68,6 +68,42 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
 }
 
+/// Where a paged read is: the marker of the next page. One rule for every `NextMarker` loop:
+/// it ends at the last page (no `NextMarker`), at an empty page (AWS's emulator answers one
+/// with a marker; following it would loop) and at a marker that repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pages {
+    next: Option<String>,
+}
+
+impl Pages {
+    /// From `marker` (None: the first page).
+    pub fn from(marker: Option<String>) -> Self {
+        Pages { next: marker }
+    }
+
+    /// The marker to read the next page with.
+    pub fn marker(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    /// After a page of `items` items that said `next`: true when there is a page to read.
+    pub fn advance(&mut self, next: Option<String>, items: usize) -> bool {
+        match next {
+            Some(n) if items > 0 && self.next.as_ref() != Some(&n) => {
+                self.next = Some(n);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// From the first page again (a refused or expired marker).
+    pub fn restart(&mut self) {
+        self.next = None;
+    }
+}
+
 /// One page of history, converted.
 #[derive(Debug, Default)]
 pub struct HistoryPage {
@@ -147,7 +183,7 @@ impl ApiCounters {
 }
 
 #[derive(Clone)]
-pub struct Api {
+pub struct Lambda {
     client: aws_sdk_lambda::Client,
     limiter: Arc<RateLimiter>,
     counters: Arc<ApiCounters>,
@@ -314,13 +350,13 @@ fn backoff(attempt: u32) -> Duration {
     exp.mul_f64(fastrand::f64().max(0.1))
 }
 
-impl Api {
+impl Lambda {
     pub fn new(
         client: aws_sdk_lambda::Client,
         limiter: Arc<RateLimiter>,
         counters: Arc<ApiCounters>,
     ) -> Self {
-        Api {
+        Lambda {
             client,
             limiter,
             counters,
@@ -367,7 +403,7 @@ impl Api {
             if answered {
                 self.counters
                     .last_answer_ms
-                    .store(super::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                    .store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
             }
             let err = match sent {
                 Ok(v) => {
@@ -491,5 +527,27 @@ impl Api {
             })
             .collect();
         Ok((listed, out.next_marker().map(str::to_owned)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_end_at_the_last_an_empty_or_a_repeated_page() {
+        let mut p = Pages::default();
+        assert_eq!(p.marker(), None);
+        assert!(p.advance(Some("m1".into()), 3));
+        assert_eq!(p.marker(), Some("m1"));
+        // The same marker again: a loop, not a page.
+        assert!(!p.advance(Some("m1".into()), 3));
+        assert!(p.advance(Some("m2".into()), 1));
+        // An empty page with a marker (AWS's emulator for MaxItems 0): the end.
+        assert!(!p.advance(Some("m3".into()), 0));
+        assert!(!p.advance(None, 5));
+        p.restart();
+        assert_eq!(p.marker(), None);
+        assert_eq!(Pages::from(Some("x".into())).marker(), Some("x"));
     }
 }
