@@ -3,8 +3,9 @@
 use crate::arn::ExecutionArn;
 use crate::history::Event;
 use crate::history::json::ParsedHistory;
-use crate::state::{Anomaly, Execution, FnObserver, FoldOptions, Transition};
-use crate::trace::{Resource, Span, TraceBuilder, TraceOptions, otlp_json, tree};
+use crate::pipeline::{MetricsTarget, Pipeline};
+use crate::state::{Anomaly, Execution, FoldOptions};
+use crate::trace::{Resource, Span, TraceOptions, otlp_json, tree};
 
 /// Output formats of `convert`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,19 +22,17 @@ pub enum Format {
 pub fn prometheus(events: &[Event], arn: &ExecutionArn, options: &TraceOptions) -> String {
     let metrics = crate::metrics::Metrics::new(crate::metrics::NameLabel::Off);
     let (function, qualifier) = crate::metrics::function_labels(arn.as_str(), None);
-    let mut tracer = TraceBuilder::new(arn.as_str(), options.clone());
-    let mut execution = Execution::new(arn.as_str(), FoldOptions::default());
+    let mut pipeline = Pipeline::new(arn.as_str(), FoldOptions::default(), options.clone());
+    let target = MetricsTarget {
+        metrics: &metrics,
+        function: &function,
+        qualifier: &qualifier,
+    };
+    let mut found = crate::pipeline::Found::default();
     for e in events {
-        let trace_id = tracer.trace_id().map(|t| t.to_hex());
-        let mut m = crate::metrics::ExecutionObserver {
-            metrics: &metrics,
-            function: &function,
-            qualifier: &qualifier,
-            trace_id: trace_id.as_deref(),
-        };
-        let mut both = (&mut tracer, &mut m);
-        execution.apply(e, &mut both);
-        tracer.take_spans();
+        pipeline.apply(e, Some(target), &mut found);
+        pipeline.take_spans();
+        found.clear();
     }
     metrics.encode_text()
 }
@@ -93,29 +92,23 @@ pub fn convert<'a>(
         anomalies: read,
     } = input.into();
     let include_payloads = options.include_payloads;
-    let mut execution = Execution::new(
+    let mut pipeline = Pipeline::new(
         arn.as_str(),
         FoldOptions {
             keep_finished: true,
         },
+        options,
     );
-    let mut builder = TraceBuilder::new(arn.as_str(), options);
+    let found = pipeline.apply_all(events, None);
     let mut anomalies = read.to_vec();
-    {
-        let mut collect = FnObserver(|t: Transition<'_>| {
-            if let Transition::Anomaly(a) = t {
-                anomalies.push(a.clone());
-            }
-        });
-        let mut both = (&mut builder, &mut collect);
-        execution.apply_all(events, &mut both);
-    }
+    anomalies.extend(found.anomalies);
     // Stable: what reading found about an event comes before what the fold found.
     anomalies.sort_by_key(|a| a.event_id);
+    let spans = pipeline.take_spans();
     Conversion {
-        execution,
+        execution: pipeline.into_execution(),
         resource: Resource::for_execution(arn, service_name),
-        spans: builder.take_spans(),
+        spans,
         anomalies,
         include_payloads,
     }

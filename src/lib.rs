@@ -15,6 +15,7 @@ pub mod history;
 pub mod listener;
 pub mod metrics;
 pub mod otlp;
+pub mod pipeline;
 pub mod sim;
 pub mod state;
 pub mod synth;

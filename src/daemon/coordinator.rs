@@ -20,10 +20,11 @@ use crate::arn::{ExecutionArn, FunctionParts};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::history::{Anomaly, AnomalyKind, Event, EventDetails};
-use crate::state::{Details, Execution, FnObserver, FoldOptions, Transition};
+use crate::pipeline::{Found, MetricsTarget, Pipeline};
+use crate::state::{Details, Execution, FoldOptions};
 use crate::time::Timestamp;
 use crate::trace::ids::TraceHeader;
-use crate::trace::{Resource, TraceBuilder, TraceOptions};
+use crate::trace::{Resource, TraceOptions};
 
 /// Upper bound on pages read by one poll (1000 events each): a bound, not a limit anyone meets.
 const MAX_PAGES_PER_POLL: usize = 1000;
@@ -157,7 +158,7 @@ struct Tracked {
     source: Source,
     phase: Phase,
     /// The fold and the span builder; dropped once finished.
-    fold: Option<(Execution, TraceBuilder)>,
+    fold: Option<Pipeline>,
     resource: Arc<Resource>,
     /// Persisted position: acknowledged by the collector.
     cursor: Cursor,
@@ -394,18 +395,11 @@ impl Coordinator {
         cursor.fold = None;
         let (fold, read_through, read_marker) = match restored {
             Some(f) => {
-                let mut tracer = TraceBuilder::new(
-                    arn.clone(),
-                    self.trace_options(cursor.trace_header.as_deref()),
-                );
+                let mut p = Pipeline::resume(f, self.trace_options(cursor.trace_header.as_deref()));
                 if let Some(ms) = cursor.execution_start_ms {
-                    tracer.set_execution_start(Timestamp::from_millis(ms));
+                    p.set_execution_start(Timestamp::from_millis(ms));
                 }
-                (
-                    Some((f, tracer)),
-                    cursor.last_event_id,
-                    cursor.marker.clone(),
-                )
+                (Some(p), cursor.last_event_id, cursor.marker.clone())
             }
             None => (None, 0, None),
         };
@@ -787,7 +781,7 @@ impl Coordinator {
             self.on_api_error(&arn, e);
             return;
         }
-        if t.fold.as_ref().is_some_and(|(f, _)| f.is_finished()) {
+        if t.fold.as_ref().is_some_and(|p| p.execution().is_finished()) {
             // No more reading: the end is persisted when its spans are acknowledged.
             return;
         }
@@ -820,7 +814,7 @@ impl Coordinator {
             t.idle_interval = (t.idle_interval * 2).min(max);
             tracing::debug!(execution = %arn, scheduled_as = t.next_reason, "read found nothing new");
         }
-        let Some((fold, _)) = &t.fold else {
+        let Some(fold) = t.fold.as_ref().map(Pipeline::execution) else {
             t.next_reason = "describing";
             return now + interval;
         };
@@ -873,12 +867,12 @@ impl Coordinator {
         if let Some((id, _)) = hold {
             events.retain(|(e, _)| e.id < id);
         }
-        let (fold, tracer) = t.fold.get_or_insert_with(|| {
-            let mut tracer = TraceBuilder::new(arn.clone(), options);
+        let pipeline = t.fold.get_or_insert_with(|| {
+            let mut p = Pipeline::new(arn.clone(), FoldOptions::default(), options);
             if let Some(ms) = t.cursor.execution_start_ms {
-                tracer.set_execution_start(Timestamp::from_millis(ms));
+                p.set_execution_start(Timestamp::from_millis(ms));
             }
-            (Execution::new(arn.clone(), FoldOptions::default()), tracer)
+            p
         });
         let acked = t.cursor.last_event_id;
         // Conflicts about events applied now: not about a replay of exported ones (reported
@@ -889,6 +883,7 @@ impl Coordinator {
                 report_anomaly(&self.counters, arn, a);
             }
         }
+        let mut found = Found::default();
         let mut children: Vec<String> = Vec::new();
         let mut jobs: Vec<ExportJob> = Vec::new();
         let counters = self.counters.clone();
@@ -906,45 +901,34 @@ impl Coordinator {
             }
             t.read_through = e.id;
             t.read_marker = markers.get(page).cloned().flatten();
+            found.clear();
             if e.id <= acked {
                 // Replaying what was exported before a restart: rebuild open operations (and
                 // find the chained-invoke children again), nothing else.
-                fold.apply(
-                    &e,
-                    &mut FnObserver(|tr: Transition<'_>| {
-                        if let Some(child) = chained_child(tr, follow) {
-                            children.push(child);
-                        }
-                    }),
-                );
-                continue;
-            }
-            counters.events_processed.fetch_add(1, Ordering::Relaxed);
-            let trace_hex = tracer.trace_id().map(|id| id.to_hex());
-            let mut measure = crate::metrics::ExecutionObserver {
-                metrics: &self.metrics,
-                function: &t.labels.0,
-                qualifier: &t.labels.1,
-                trace_id: trace_hex.as_deref(),
-            };
-            let mut side = FnObserver(|tr: Transition<'_>| match tr {
-                Transition::Anomaly(a) => report_anomaly(&counters, arn, a),
-                other => {
-                    if let Some(child) = chained_child(other, follow) {
-                        children.push(child);
-                    }
+                pipeline.replay(&e, &mut found);
+            } else {
+                counters.events_processed.fetch_add(1, Ordering::Relaxed);
+                let target = MetricsTarget {
+                    metrics: &self.metrics,
+                    function: &t.labels.0,
+                    qualifier: &t.labels.1,
+                };
+                pipeline.apply(&e, Some(target), &mut found);
+                for a in &found.anomalies {
+                    report_anomaly(&counters, arn, a);
                 }
-            });
-            let mut all = (&mut *tracer, (&mut side, &mut measure));
-            fold.apply(&e, &mut all);
-            if tracer.spans().len() >= max_batch {
-                jobs.push(job(tracer.take_spans(), t.read_through, &t.read_marker));
+                if pipeline.spans().len() >= max_batch {
+                    jobs.push(job(pipeline.take_spans(), t.read_through, &t.read_marker));
+                }
+            }
+            if follow {
+                children.append(&mut found.children);
             }
         }
         // The rest, and the position itself (events that drew no span still move it).
         let cut = jobs.last().map_or(acked, |j| j.through_event_id);
         if t.read_through > cut {
-            jobs.push(job(tracer.take_spans(), t.read_through, &t.read_marker));
+            jobs.push(job(pipeline.take_spans(), t.read_through, &t.read_marker));
         }
         t.unacked_jobs += jobs.len();
         for job in jobs {
@@ -1006,13 +990,13 @@ impl Coordinator {
         t.cursor.last_event_id = ack.through_event_id;
         t.cursor.marker = ack.marker;
         let quiescent = t.unacked_jobs == 0 && t.read_through == t.cursor.last_event_id;
-        let finished = quiescent && t.fold.as_ref().is_some_and(|(f, _)| f.is_finished());
+        let finished = quiescent && t.fold.as_ref().is_some_and(|p| p.execution().is_finished());
         let snapshot = match &t.fold {
-            Some((f, _)) if quiescent && !finished => Some(f.snapshot()),
+            Some(p) if quiescent && !finished => Some(p.execution().snapshot()),
             _ => None,
         };
         if finished {
-            let (fold, _) = t.fold.take().expect("checked");
+            let fold = t.fold.take().expect("checked").into_execution();
             t.cursor.finished_status = Some(fold.info().status.as_str().to_owned());
             t.cursor.finished_at_ms = Some(now_ms());
             t.phase = Phase::Finished;
@@ -1219,7 +1203,7 @@ impl Coordinator {
                 lag = lag.max(r.elapsed().as_secs_f64());
             }
             let fq = [t.labels.0.as_str(), t.labels.1.as_str()];
-            let Some((fold, _)) = &t.fold else {
+            let Some(fold) = t.fold.as_ref().map(Pipeline::execution) else {
                 if t.phase == Phase::Live {
                     m.executions_running.with_label_values(&fq).inc();
                 }
@@ -1260,7 +1244,7 @@ impl Coordinator {
                 .finished_status
                 .clone()
                 .unwrap_or_else(|| "FINISHED".into()),
-            (_, Some((f, _))) => f.info().status.as_str().to_owned(),
+            (_, Some(p)) => p.execution().info().status.as_str().to_owned(),
             (Phase::Describe, None) => "PENDING".to_owned(),
             (Phase::Live, None) => "RUNNING".to_owned(),
         };
@@ -1428,20 +1412,6 @@ fn hold_from(
         // Held long enough: taken as it is (a plain target); look further.
     }
     None
-}
-
-/// The child execution a ChainedInvokeStarted names, when following them.
-fn chained_child(t: Transition<'_>, follow: bool) -> Option<String> {
-    match t {
-        Transition::OperationStarted(op) if follow => match &op.details {
-            Details::ChainedInvoke {
-                durable_execution_arn: Some(child),
-                ..
-            } => Some(child.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

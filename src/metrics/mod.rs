@@ -350,7 +350,7 @@ impl Metrics {
         family: &str,
         labels: &[&str],
         value: f64,
-        trace_id: Option<&str>,
+        trace_id: Option<crate::trace::ids::TraceId>,
         at: f64,
     ) {
         if !value.is_finite() {
@@ -373,7 +373,7 @@ impl Metrics {
             .entry(key)
             .or_insert_with(|| vec![None; buckets.len() + 1]);
         slots[idx] = Some(Exemplar {
-            trace_id: trace_id.to_owned(),
+            trace_id: trace_id.to_hex(),
             value,
             timestamp: at,
         });
@@ -430,8 +430,8 @@ pub struct ExecutionObserver<'m> {
     pub metrics: &'m Metrics,
     pub function: &'m str,
     pub qualifier: &'m str,
-    /// The execution's trace id (hex), for exemplars.
-    pub trace_id: Option<&'m str>,
+    /// The execution's trace id, for exemplars.
+    pub trace_id: Option<crate::trace::ids::TraceId>,
 }
 
 fn secs(ms: i64) -> f64 {
