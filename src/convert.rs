@@ -21,12 +21,11 @@ pub enum Format {
 /// What one history contributes to the metrics, in the Prometheus text format.
 pub fn prometheus(events: &[Event], arn: &ExecutionArn, options: &TraceOptions) -> String {
     let metrics = crate::metrics::Metrics::new(crate::metrics::NameLabel::Off);
-    let (function, qualifier) = crate::metrics::function_labels(arn.as_str(), None);
+    let labels = crate::metrics::Fq::of(arn.as_str(), None);
     let mut pipeline = Pipeline::new(arn.as_str(), FoldOptions::default(), options.clone());
     let target = MetricsTarget {
         metrics: &metrics,
-        function: &function,
-        qualifier: &qualifier,
+        labels: &labels,
     };
     let mut found = crate::pipeline::Found::default();
     for e in events {

@@ -9,8 +9,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -18,7 +16,7 @@ use tokio::sync::watch;
 use crate::arn::ExecutionArn;
 use crate::config::{Config, FunctionTrack};
 use crate::convert::{Format, convert};
-use crate::daemon::{Counters, Embedding};
+use crate::daemon::Embedding;
 use crate::sim::server::{Faults, SimHandle};
 use crate::sim::{SimSpec, SimSummary, Simulation};
 
@@ -146,7 +144,7 @@ pub async fn run(
         )
     };
     let config = daemon_config(opts.config.clone(), &handle, &opts, dir);
-    let counters = Arc::new(Counters::default());
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let embedding = Embedding {
         spans_file,
         credentials: Some(aws_sdk_lambda::config::Credentials::new(
@@ -156,7 +154,7 @@ pub async fn run(
             None,
             "durable-exporter-demo",
         )),
-        counters: Some(counters.clone()),
+        started: Some(started_tx),
         ..Default::default()
     };
     let summary = handle.summary();
@@ -185,25 +183,34 @@ pub async fn run(
     }
 
     let mut daemon_stop = stop_rx.clone();
-    let daemon = tokio::spawn(crate::daemon::run_embedded(config, embedding, async move {
+    let mut daemon = tokio::spawn(crate::daemon::run_embedded(config, embedding, async move {
         let _ = daemon_stop.wait_for(|s| *s).await;
     }));
+    let counters = match started_rx.await {
+        Ok(started) => started.metrics,
+        // It stopped before it started: its error says why.
+        Err(_) => {
+            let _ = stop_tx.send(true);
+            let _ = sim_task.await;
+            return match (&mut daemon).await {
+                Ok(Err(e)) => Err(e.into()),
+                Ok(Ok(())) => Err(DemoError::Io("the daemon stopped at start".into())),
+                Err(e) => Err(DemoError::Io(format!("the daemon failed: {e}"))),
+            };
+        }
+    };
 
     let report = |handle: &SimHandle| DemoReport {
         executions: handle.summary(),
         api_calls: handle.stats().total(),
-        events_read: counters
-            .coordinator
-            .events_processed
-            .load(Ordering::Relaxed),
-        spans_exported: counters.export.spans_exported.load(Ordering::Relaxed),
+        events_read: counters.events.get(),
+        spans_exported: counters.spans_exported.get(),
         example: None,
     };
     let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
     let mut ticker = tokio::time::interval(opts.summary_every);
     ticker.tick().await;
     tokio::pin!(shutdown);
-    let mut daemon = daemon;
     let daemon_result = loop {
         tokio::select! {
             _ = ticker.tick() => print(&line(started, &report(&handle))),

@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -386,19 +385,18 @@ pub struct Access {
     pub open_paths: &'static [&'static str],
 }
 
-/// What a listener counts (for `durable_exporter_http_*`).
-#[derive(Debug, Default)]
+/// What a listener counts with (`durable_exporter_http_*`).
+#[derive(Debug, Clone, Default)]
 pub struct ListenerStats {
-    pub open_connections: AtomicI64,
-    pub connections: AtomicU64,
-    pub rejected_requests: AtomicU64,
-    pub tls_failures: AtomicU64,
+    pub open_connections: prometheus_client::metrics::gauge::Gauge,
+    pub rejected_requests: prometheus_client::metrics::counter::Counter,
+    pub tls_failures: prometheus_client::metrics::counter::Counter,
 }
 
 #[derive(Clone)]
 struct Guard {
     access: watch::Receiver<Access>,
-    stats: Arc<ListenerStats>,
+    stats: ListenerStats,
     /// sha256(user, password, hash) of credentials already checked.
     accepted: Arc<Mutex<HashMap<[u8; 32], ()>>>,
 }
@@ -509,7 +507,7 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     let mut response = match verdict {
         None => next.run(req).await,
         Some(why) => {
-            g.stats.rejected_requests.fetch_add(1, Ordering::Relaxed);
+            g.stats.rejected_requests.inc();
             let access = g.access.borrow().clone();
             let mut challenges = Vec::new();
             if access.token.is_some() {
@@ -550,7 +548,7 @@ pub struct Listener {
     pub tcp: tokio::net::TcpListener,
     pub router: Router,
     pub access: watch::Receiver<Access>,
-    pub stats: Arc<ListenerStats>,
+    pub stats: ListenerStats,
 }
 
 impl Listener {
@@ -605,8 +603,7 @@ impl Listener {
             let service = hyper_util::service::TowerToHyperService::new(app.clone());
             let watcher = graceful.watcher();
             let stats = stats.clone();
-            stats.connections.fetch_add(1, Ordering::Relaxed);
-            stats.open_connections.fetch_add(1, Ordering::Relaxed);
+            stats.open_connections.inc();
             tokio::spawn(async move {
                 let _permit = permit;
                 let mut http = hyper::server::conn::http1::Builder::new();
@@ -628,17 +625,17 @@ impl Listener {
                                 let _ = watcher.watch(conn).await;
                             }
                             Ok(Err(e)) => {
-                                stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                                stats.tls_failures.inc();
                                 tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
                             }
                             Err(_) => {
-                                stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                                stats.tls_failures.inc();
                                 tracing::debug!(listener = name, %peer, "TLS handshake timed out");
                             }
                         }
                     }
                 }
-                stats.open_connections.fetch_sub(1, Ordering::Relaxed);
+                stats.open_connections.dec();
             });
         }
         drop(tcp);

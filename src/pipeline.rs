@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::history::{Anomaly, Event};
-use crate::metrics::{ExecutionObserver, Metrics};
+use crate::metrics::{ExecutionObserver, Fq, Metrics};
 use crate::state::{Details, Execution, FnObserver, FoldOptions, Transition};
 use crate::time::Timestamp;
 use crate::trace::{Span, TraceBuilder, TraceOptions};
@@ -28,13 +28,12 @@ impl Found {
     }
 }
 
-/// Where an execution's metrics go: the registry and the execution's `function` and
+/// Where an execution's metrics go: the families and the execution's `function` and
 /// `qualifier` labels.
 #[derive(Clone, Copy)]
 pub struct MetricsTarget<'a> {
     pub metrics: &'a Metrics,
-    pub function: &'a str,
-    pub qualifier: &'a str,
+    pub labels: &'a Fq,
 }
 
 /// One execution's fold and span builder.
@@ -74,8 +73,7 @@ impl Pipeline {
             Some(m) => {
                 let mut measure = ExecutionObserver {
                     metrics: m.metrics,
-                    function: m.function,
-                    qualifier: m.qualifier,
+                    labels: m.labels,
                     trace_id,
                 };
                 let mut all = (&mut self.tracer, (&mut side, &mut measure));

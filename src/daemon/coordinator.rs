@@ -6,16 +6,17 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::Health;
 use super::checkpoint::{CheckpointStore, Cursor, Forgotten, TrackingChanges};
 use super::exporter::{Ack, ExportJob};
 use super::lambda::{ApiError, Description, ErrorKind, Lambda, Listed, Pages};
+use super::metrics::{ExporterMetrics, ResultLabel, SourceLabel, StateLabel};
 use crate::arn::{ExecutionArn, FunctionParts};
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -120,30 +121,6 @@ pub enum Command {
     Reconfigure { config: Arc<Config> },
 }
 
-/// Counters the coordinator keeps (metrics read them).
-#[derive(Debug, Default)]
-pub struct CoordinatorCounters {
-    pub events_processed: AtomicU64,
-    pub unknown_events: AtomicU64,
-    pub anomalies: AtomicU64,
-    pub marker_fallbacks: AtomicU64,
-    pub checkpoint_writes: AtomicU64,
-    pub checkpoint_failures: AtomicU64,
-    pub buffered_spans: AtomicU64,
-    pub polls_paused_for_buffer: AtomicU64,
-    /// Polls made, and those that found new events.
-    pub polls: AtomicU64,
-    pub polls_with_new_events: AtomicU64,
-    /// History pages that brought new events (the unit "API calls per page of new events"
-    /// divides by).
-    pub pages_with_new_events: AtomicU64,
-    /// Executions not tracked because `track.max_executions` was reached, by [`Source`].
-    pub tracking_rejected: [AtomicU64; Source::ALL.len()],
-    /// Why checkpoints cannot be written now (None: they can). While set, nothing more is
-    /// exported: what cannot be checkpointed would be exported again after a crash.
-    pub checkpoint_error: std::sync::Mutex<Option<String>>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// GetDurableExecution has not answered yet.
@@ -181,7 +158,7 @@ struct Tracked {
     /// Buffer room set aside for the poll in flight.
     reserved: usize,
     /// The `function` and `qualifier` metric labels.
-    labels: (String, String),
+    labels: crate::metrics::Fq,
     /// A ChainedInvokeStarted held back because it named no child execution yet: its EventId
     /// and how many reads held it (see `CHAINED_INVOKE_HOLD_READS`).
     held: Option<(u64, u32)>,
@@ -226,7 +203,7 @@ struct PollOutcome {
 pub struct Coordinator {
     config: Arc<Config>,
     metrics: Arc<crate::metrics::Metrics>,
-    exporter_metrics: Arc<super::metrics::ExporterMetrics>,
+    exporter_metrics: ExporterMetrics,
     lambda: Lambda,
     store: CheckpointStore,
     tracked: HashMap<Arc<str>, Tracked>,
@@ -239,7 +216,7 @@ pub struct Coordinator {
     buffered_spans: usize,
     /// Buffer room set aside for polls in flight.
     reserved_spans: usize,
-    counters: Arc<CoordinatorCounters>,
+    health: Arc<Health>,
     next_discovery: Instant,
     discovery_in_flight: bool,
     /// Cursors whose write failed (the newest of each), written again at `retry_writes`.
@@ -263,9 +240,9 @@ impl Coordinator {
         lambda: Lambda,
         store: CheckpointStore,
         export_tx: mpsc::UnboundedSender<ExportJob>,
-        counters: Arc<CoordinatorCounters>,
+        health: Arc<Health>,
         metrics: Arc<crate::metrics::Metrics>,
-        exporter_metrics: Arc<super::metrics::ExporterMetrics>,
+        exporter_metrics: ExporterMetrics,
     ) -> Result<Self, super::checkpoint::NewerFile> {
         let reread = config.checkpoint.on_newer_version == crate::config::OnNewerVersion::Reread;
         // Both looked at before anything is changed on disk.
@@ -289,7 +266,7 @@ impl Coordinator {
             export_tx: Some(export_tx),
             buffered_spans: 0,
             reserved_spans: 0,
-            counters,
+            health,
             next_discovery: Instant::now(),
             discovery_in_flight: false,
             unsaved: HashMap::new(),
@@ -299,9 +276,7 @@ impl Coordinator {
         };
         for c in corrupt_cursors {
             tracing::error!(path = %c.path.display(), moved_to = ?c.moved_to, reason = %c.reason, "unreadable checkpoint moved aside; that execution is read again from the start if still tracked");
-            me.counters
-                .checkpoint_failures
-                .fetch_add(1, Ordering::Relaxed);
+            me.exporter_metrics.checkpoint_failures.inc();
         }
         let mut expired = Vec::new();
         for cursor in cursors {
@@ -360,7 +335,12 @@ impl Coordinator {
         }
         let max = self.config.track.max_executions;
         if self.tracked.len() >= max {
-            self.counters.tracking_rejected[source as usize].fetch_add(1, Ordering::Relaxed);
+            self.exporter_metrics
+                .tracking_rejected
+                .get_or_create(&SourceLabel {
+                    source: source.as_str(),
+                })
+                .inc();
             return Err(Refused::Full { max });
         }
         self.insert(
@@ -421,12 +401,12 @@ impl Coordinator {
             last_error: None,
             unacked_jobs: 0,
             reserved: 0,
-            labels: crate::metrics::function_labels(&arn, None),
+            labels: crate::metrics::Fq::of(&arn, None),
             held: None,
             fetched_through: 0,
         };
         let mut t = t;
-        t.labels = crate::metrics::function_labels(&arn, t.cursor.function_arn.as_deref());
+        t.labels = crate::metrics::Fq::of(&arn, t.cursor.function_arn.as_deref());
         self.tracked.insert(arn.clone(), t);
         if !finished {
             self.schedule_at(&arn, Instant::now());
@@ -462,10 +442,6 @@ impl Coordinator {
             self.seq += 1;
             self.schedule.push(Reverse((at, self.seq, arn.clone())));
         }
-    }
-
-    pub fn counters(&self) -> &CoordinatorCounters {
-        &self.counters
     }
 
     /// Runs until `shutdown` turns true, then stops polling, flushes and persists.
@@ -522,15 +498,16 @@ impl Coordinator {
             );
         }
         let pending: usize = self.tracked.values().map(|t| t.unacked_jobs).sum();
-        let c = &self.counters;
+        let m = &self.exporter_metrics;
+        let polls = |result| m.polls.get_or_create(&ResultLabel { result }).get();
         tracing::info!(
             tracked = self.tracked.len(),
             unacknowledged_jobs = pending,
-            history_calls = self.lambda.counters().total(super::lambda::OP_HISTORY),
-            polls = c.polls.load(Ordering::Relaxed),
-            polls_with_new_events = c.polls_with_new_events.load(Ordering::Relaxed),
-            pages_with_new_events = c.pages_with_new_events.load(Ordering::Relaxed),
-            events = c.events_processed.load(Ordering::Relaxed),
+            history_calls = m.api_requests_to(super::lambda::OP_HISTORY),
+            polls = polls("new_events") + polls("idle"),
+            polls_with_new_events = polls("new_events"),
+            pages_with_new_events = m.pages.get(),
+            events = m.events.get(),
             "stopped"
         );
     }
@@ -563,9 +540,6 @@ impl Coordinator {
             // Room in the span buffer, counting what polls in flight may still bring.
             let used = self.buffered_spans + self.reserved_spans;
             if used >= cap {
-                self.counters
-                    .polls_paused_for_buffer
-                    .fetch_add(1, Ordering::Relaxed);
                 break;
             }
             let per_page = self.config.poll.page_size as usize * SPANS_PER_EVENT;
@@ -698,7 +672,7 @@ impl Coordinator {
                 let resource = Arc::new(self.resource_for(&cursor));
                 let t = self.tracked.get_mut(&arn).expect("present");
                 t.resource = resource;
-                t.labels = crate::metrics::function_labels(&arn, cursor.function_arn.as_deref());
+                t.labels = crate::metrics::Fq::of(&arn, cursor.function_arn.as_deref());
                 self.persist(&cursor);
                 self.schedule_at(&arn, Instant::now());
             }
@@ -744,18 +718,14 @@ impl Coordinator {
             .reserved_spans
             .saturating_sub(std::mem::take(&mut t.reserved));
         if o.marker_fallback {
-            self.counters
-                .marker_fallbacks
-                .fetch_add(1, Ordering::Relaxed);
+            self.exporter_metrics.marker_fallbacks.inc();
             tracing::info!(arn = %arn, "marker rejected or expired: read again from the start");
         }
         for s in &o.skipped {
             tracing::warn!(arn = %arn, error = %s, "event skipped");
         }
         let new_events = !o.events.is_empty();
-        if o.error.is_none() || new_events {
-            self.counters.polls.fetch_add(1, Ordering::Relaxed);
-        }
+        let completed = o.error.is_none() || new_events;
         // Events held back and read again are not new to the counters.
         let fetched_through = o.events.iter().map(|(e, _)| e.id).max().unwrap_or(0);
         let first_seen = match self.tracked.get_mut(&arn) {
@@ -765,13 +735,15 @@ impl Coordinator {
             }
             _ => false,
         };
+        if completed {
+            let result = if first_seen { "new_events" } else { "idle" };
+            self.exporter_metrics
+                .polls
+                .get_or_create(&ResultLabel { result })
+                .inc();
+        }
         if first_seen {
-            self.counters
-                .polls_with_new_events
-                .fetch_add(1, Ordering::Relaxed);
-            self.counters
-                .pages_with_new_events
-                .fetch_add(o.new_pages as u64, Ordering::Relaxed);
+            self.exporter_metrics.pages.inc_by(o.new_pages as u64);
         }
         let held = new_events && self.apply(&arn, o.events, &o.markers, &o.conflicts);
         let Some(t) = self.tracked.get(&arn) else {
@@ -880,13 +852,13 @@ impl Coordinator {
         for a in conflicts {
             if a.event_id > acked.max(t.read_through) && hold.is_none_or(|(id, _)| a.event_id < id)
             {
-                report_anomaly(&self.counters, arn, a);
+                report_anomaly(&self.exporter_metrics, arn, a);
             }
         }
         let mut found = Found::default();
         let mut children: Vec<String> = Vec::new();
         let mut jobs: Vec<ExportJob> = Vec::new();
-        let counters = self.counters.clone();
+        let counters = self.exporter_metrics.clone();
         let resource = t.resource.clone();
         let job = |spans, through_event_id, marker: &Option<String>| ExportJob {
             arn: arn.clone(),
@@ -907,11 +879,10 @@ impl Coordinator {
                 // find the chained-invoke children again), nothing else.
                 pipeline.replay(&e, &mut found);
             } else {
-                counters.events_processed.fetch_add(1, Ordering::Relaxed);
+                counters.events.inc();
                 let target = MetricsTarget {
                     metrics: &self.metrics,
-                    function: &t.labels.0,
-                    qualifier: &t.labels.1,
+                    labels: &t.labels,
                 };
                 pipeline.apply(&e, Some(target), &mut found);
                 for a in &found.anomalies {
@@ -937,9 +908,9 @@ impl Coordinator {
                 let _ = tx.send(job);
             }
         }
-        self.counters
-            .buffered_spans
-            .store(self.buffered_spans as u64, Ordering::Relaxed);
+        self.exporter_metrics
+            .buffered
+            .set(self.buffered_spans as i64);
         for child in children {
             let Ok(a) = ExecutionArn::parse(&child) else {
                 continue;
@@ -977,9 +948,9 @@ impl Coordinator {
 
     fn record_ack(&mut self, ack: Ack) {
         self.buffered_spans = self.buffered_spans.saturating_sub(ack.spans);
-        self.counters
-            .buffered_spans
-            .store(self.buffered_spans as u64, Ordering::Relaxed);
+        self.exporter_metrics
+            .buffered
+            .set(self.buffered_spans as i64);
         let Some(t) = self.tracked.get_mut(&ack.arn) else {
             return;
         };
@@ -1014,9 +985,7 @@ impl Coordinator {
     fn persist(&mut self, cursor: &Cursor) {
         match self.store.save(cursor) {
             Ok(()) => {
-                self.counters
-                    .checkpoint_writes
-                    .fetch_add(1, Ordering::Relaxed);
+                self.exporter_metrics.checkpoint_writes.inc();
                 self.unsaved.remove(cursor.arn.as_str());
             }
             Err(e) => {
@@ -1043,12 +1012,11 @@ impl Coordinator {
     }
 
     fn write_failed(&mut self, e: &super::checkpoint::CheckpointError) {
-        self.counters
-            .checkpoint_failures
-            .fetch_add(1, Ordering::Relaxed);
+        self.exporter_metrics.checkpoint_failures.inc();
+        self.exporter_metrics.checkpoints_writable.set(0);
         let first = {
             let mut error = self
-                .counters
+                .health
                 .checkpoint_error
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
@@ -1096,10 +1064,11 @@ impl Coordinator {
         if self.unsaved.is_empty() && !self.tracking_unsaved {
             self.retry_writes = None;
             *self
-                .counters
+                .health
                 .checkpoint_error
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = None;
+            self.exporter_metrics.checkpoints_writable.set(1);
             tracing::info!("checkpoints are written again: exporting resumes");
             for p in self.held_batches.drain(..) {
                 let _ = p.send(());
@@ -1183,10 +1152,10 @@ impl Coordinator {
     /// after a restart too).
     fn refresh_gauges(&self) {
         let m = &self.metrics;
-        m.executions_running.reset();
-        m.callbacks_pending.reset();
-        m.callback_oldest_pending_age.reset();
-        m.execution_operations_max.reset();
+        m.executions_running.clear();
+        m.callbacks_pending.clear();
+        m.callback_oldest_pending_age.clear();
+        m.execution_operations_max.clear();
         let now = now_ms();
         let mut states = [0i64; 3];
         let mut lag = 0f64;
@@ -1202,27 +1171,27 @@ impl Coordinator {
             if let Some(r) = t.last_read {
                 lag = lag.max(r.elapsed().as_secs_f64());
             }
-            let fq = [t.labels.0.as_str(), t.labels.1.as_str()];
+            let fq = &t.labels;
             let Some(fold) = t.fold.as_ref().map(Pipeline::execution) else {
                 if t.phase == Phase::Live {
-                    m.executions_running.with_label_values(&fq).inc();
+                    m.executions_running.get_or_create(fq).inc();
                 }
                 continue;
             };
             if fold.is_finished() {
                 continue;
             }
-            m.executions_running.with_label_values(&fq).inc();
+            m.executions_running.get_or_create(fq).inc();
             let ops = i64::from(fold.info().operations);
-            let max = m.execution_operations_max.with_label_values(&fq);
+            let max = m.execution_operations_max.get_or_create(fq);
             if ops > max.get() {
                 max.set(ops);
             }
             for op in fold.open_operations() {
                 if matches!(op.details, Details::Callback { .. }) {
-                    m.callbacks_pending.with_label_values(&fq).inc();
+                    m.callbacks_pending.get_or_create(fq).inc();
                     let age = (now - op.start.millis()) as f64 / 1000.0;
-                    let oldest = m.callback_oldest_pending_age.with_label_values(&fq);
+                    let oldest = m.callback_oldest_pending_age.get_or_create(fq);
                     if age > oldest.get() {
                         oldest.set(age);
                     }
@@ -1230,8 +1199,11 @@ impl Coordinator {
             }
         }
         let em = &self.exporter_metrics;
-        for (state, n) in ["describing", "running", "finished"].iter().zip(states) {
-            em.tracked.with_label_values(&[state]).set(n);
+        for (state, n) in ["describing", "running", "finished"]
+            .into_iter()
+            .zip(states)
+        {
+            em.tracked.get_or_create(&StateLabel { state }).set(n);
         }
         em.read_lag.set(lag);
     }
@@ -1313,7 +1285,10 @@ impl Coordinator {
         let known = self.tracked.contains_key(arn);
         let max = self.config.track.max_executions;
         if !known && self.tracked.len() >= max {
-            self.counters.tracking_rejected[Source::Api as usize].fetch_add(1, Ordering::Relaxed);
+            self.exporter_metrics
+                .tracking_rejected
+                .get_or_create(&SourceLabel { source: "api" })
+                .inc();
             return Err(Refused::Full { max });
         }
         let (before, was_unsaved) = (self.changes.clone(), self.tracking_unsaved);
@@ -1425,11 +1400,11 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// expired marker falls back to a read from the start (skipping by EventId); an empty page ends
 /// the read even when it carries a NextMarker.
 /// Counts and logs one anomaly (the fold's or the poll's).
-fn report_anomaly(counters: &CoordinatorCounters, arn: &str, a: &Anomaly) {
+fn report_anomaly(metrics: &ExporterMetrics, arn: &str, a: &Anomaly) {
     if a.kind == AnomalyKind::UnknownEventType {
-        counters.unknown_events.fetch_add(1, Ordering::Relaxed);
+        metrics.unknown_events.inc();
     }
-    counters.anomalies.fetch_add(1, Ordering::Relaxed);
+    metrics.anomalies.inc();
     tracing::warn!(arn = %arn, event_id = a.event_id, kind = a.kind.as_str(), "{}", a.message);
 }
 

@@ -8,11 +8,13 @@
 //! rejected, logged, and not sent again: sending them again would not change the answer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use super::Health;
+use super::metrics::ExporterMetrics;
 use crate::otlp::{ExportError, OtlpClient};
 use crate::trace::{Resource, Span};
 
@@ -39,46 +41,12 @@ pub struct Ack {
     pub persisted: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// What the export stage counts and reports: the exporter's metrics, and the health
+/// `/readyz` reads.
+#[derive(Clone)]
 pub struct ExportCounters {
-    /// Spans the collector accepted.
-    pub spans_exported: AtomicU64,
-    /// Spans the collector answered as rejected (OTLP `partial_success`) or refused with a
-    /// non-retryable error; not sent again.
-    pub spans_rejected: AtomicU64,
-    /// Spans in export attempts that failed with a retryable error (each attempt counts; they
-    /// are retried).
-    pub export_failures: AtomicU64,
-    pub batches: AtomicU64,
-    /// Unix milliseconds of the last successful export (0: none yet).
-    pub last_success_ms: AtomicU64,
-    /// Unix milliseconds since which the request in flight has been trying to deliver its
-    /// spans (0: nothing in flight): a hung or failing collector shows here.
-    pub sending_since_ms: std::sync::atomic::AtomicI64,
-    /// Seconds per export request (registered with the metrics).
-    pub latency: prometheus::Histogram,
-}
-
-impl Default for ExportCounters {
-    fn default() -> Self {
-        ExportCounters {
-            spans_exported: AtomicU64::new(0),
-            spans_rejected: AtomicU64::new(0),
-            export_failures: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
-            last_success_ms: AtomicU64::new(0),
-            sending_since_ms: std::sync::atomic::AtomicI64::new(0),
-            latency: prometheus::Histogram::with_opts(
-                prometheus::HistogramOpts::new(
-                    "durable_exporter_export_duration_seconds",
-                    "OTLP export request latency, successful or not.",
-                )
-                .buckets(vec![
-                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                ]),
-            )
-            .expect("valid metric"),
-        }
-    }
+    pub metrics: ExporterMetrics,
+    pub health: Arc<Health>,
 }
 
 /// Where spans go.
@@ -104,7 +72,7 @@ pub async fn run(
     acks: mpsc::UnboundedSender<Ack>,
     mut sink: Sink,
     max_batch_size: usize,
-    counters: Arc<ExportCounters>,
+    counters: ExportCounters,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let max_batch_size = max_batch_size.max(1);
@@ -201,13 +169,8 @@ fn write_lines(
         spans += j.spans.len();
     }
     file.flush()?;
-    counters
-        .spans_exported
-        .fetch_add(spans as u64, Ordering::Relaxed);
-    counters.batches.fetch_add(1, Ordering::Relaxed);
-    counters
-        .last_success_ms
-        .store(crate::clock::now_ms().max(0) as u64, Ordering::Relaxed);
+    counters.metrics.spans_exported.inc_by(spans as u64);
+    counters.metrics.export_batches.inc();
     Ok(())
 }
 
@@ -223,28 +186,28 @@ async fn send_with_retry(
 ) -> bool {
     let mut wait = RETRY_MIN;
     counters
+        .health
         .sending_since_ms
         .store(crate::clock::now_ms().max(1), Ordering::Relaxed);
     let delivered =
-        |counters: &ExportCounters| counters.sending_since_ms.store(0, Ordering::Relaxed);
+        |counters: &ExportCounters| counters.health.sending_since_ms.store(0, Ordering::Relaxed);
     loop {
         let started = std::time::Instant::now();
         let result = client.export(resource, spans).await;
-        counters.latency.observe(started.elapsed().as_secs_f64());
+        counters
+            .metrics
+            .export_latency
+            .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(outcome) => {
                 // Never more than were sent, whatever the collector says.
                 let rejected = outcome.rejected.min(spans.len() as u64);
                 counters
+                    .metrics
                     .spans_exported
-                    .fetch_add(outcome.accepted as u64, Ordering::Relaxed);
-                counters
-                    .spans_rejected
-                    .fetch_add(rejected, Ordering::Relaxed);
-                counters.batches.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .last_success_ms
-                    .store(crate::clock::now_ms().max(0) as u64, Ordering::Relaxed);
+                    .inc_by(outcome.accepted as u64);
+                counters.metrics.spans_rejected.inc_by(rejected);
+                counters.metrics.export_batches.inc();
                 let message = outcome.message.as_deref().unwrap_or("");
                 if outcome.rejected > 0 {
                     tracing::warn!(
@@ -271,9 +234,7 @@ async fn send_with_retry(
                 return true;
             }
             Err(e) => {
-                counters
-                    .export_failures
-                    .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                counters.metrics.export_failures.inc_by(spans.len() as u64);
                 if *shutdown.borrow() {
                     return false;
                 }
@@ -292,9 +253,7 @@ async fn send_with_retry(
 /// The collector refused the spans for good: counted as rejected, logged, not sent again (the
 /// cursor moves on rather than waiting forever on data the collector will never take).
 fn refused(e: &ExportError, spans: usize, counters: &ExportCounters) {
-    counters
-        .spans_rejected
-        .fetch_add(spans as u64, Ordering::Relaxed);
+    counters.metrics.spans_rejected.inc_by(spans as u64);
     tracing::error!(
         error = %e,
         spans,

@@ -29,7 +29,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::coordinator::{Command, CoordinatorCounters, Refused};
+use super::coordinator::{Command, Refused};
 use super::lambda::Lambda;
 use crate::arn::ExecutionArn;
 use crate::clock::now_ms;
@@ -39,10 +39,9 @@ use crate::state::{Execution, FnObserver, FoldOptions, Transition};
 #[derive(Clone)]
 pub struct AppState {
     pub commands: mpsc::Sender<Command>,
-    pub counters: Arc<CoordinatorCounters>,
-    pub all_counters: Arc<super::Counters>,
+    pub health: Arc<super::Health>,
     pub metrics: Arc<crate::metrics::Metrics>,
-    pub exporter_metrics: Arc<super::metrics::ExporterMetrics>,
+    pub exporter_metrics: super::metrics::ExporterMetrics,
     pub started: std::time::Instant,
     /// How recent an API answer and an export must be for /readyz.
     pub ready_window: std::time::Duration,
@@ -166,7 +165,7 @@ async fn list_executions(State(state): State<Arc<AppState>>) -> Response {
     match ask(&state, |reply| Command::List { reply }).await {
         Ok(v) => Json(serde_json::json!({
             "Executions": v,
-            "BufferedSpans": state.counters.buffered_spans.load(std::sync::atomic::Ordering::Relaxed),
+            "BufferedSpans": state.exporter_metrics.buffered.get(),
         }))
         .into_response(),
         Err(r) => r,
@@ -277,7 +276,8 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: axum::http::Header
     }
     state
         .exporter_metrics
-        .refresh(&state.all_counters, state.lambda.limiter().rate());
+        .api_rate
+        .set(state.lambda.limiter().rate());
     let openmetrics = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -315,7 +315,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let window = state.ready_window.as_millis() as i64;
     let now = now_ms();
     if let Some(e) = state
-        .counters
+        .health
         .checkpoint_error
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -327,24 +327,16 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
     // A process younger than the window has not had its chance yet.
     let young = state.started.elapsed() < state.ready_window;
-    let last_api = state
-        .all_counters
-        .api
-        .last_answer_ms
-        .load(Ordering::Relaxed);
+    let last_api = state.health.last_api_answer_ms.load(Ordering::Relaxed);
     if tracked > 0 && !young && (last_api == 0 || now - last_api > window) {
         reasons.push(format!(
             "the durable-execution API has not answered for over {} s",
             window / 1000
         ));
     }
-    let sending_since = state
-        .all_counters
-        .export
-        .sending_since_ms
-        .load(Ordering::Relaxed);
+    let sending_since = state.health.sending_since_ms.load(Ordering::Relaxed);
     if sending_since > 0 && now - sending_since > window {
-        let buffered = state.counters.buffered_spans.load(Ordering::Relaxed);
+        let buffered = state.exporter_metrics.buffered.get();
         reasons.push(format!(
             "the OTLP collector has not accepted an export for {} s ({buffered} spans wait)",
             (now - sending_since) / 1000

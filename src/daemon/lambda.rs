@@ -3,8 +3,7 @@
 //! request escapes the budget; here throttling lowers the rate and honours Retry-After, 5xx and
 //! transport errors retry with jittered back-off, ResourceNotFound and bad parameters do not.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_lambda::config::retry::RetryConfig;
@@ -15,7 +14,9 @@ use aws_sdk_lambda::operation::list_durable_executions_by_function::ListDurableE
 use aws_sdk_lambda::primitives::DateTime;
 use aws_smithy_http_client::tls;
 
+use super::Health;
 use super::limiter::{Class, RateLimiter};
+use super::metrics::{ExporterMetrics, OperationLabel, RequestLabels};
 use crate::history::Event;
 use crate::time::Timestamp;
 
@@ -44,6 +45,17 @@ pub enum ErrorKind {
     /// Anything else (credentials, access denied, a response that does not parse).
     Other,
 }
+
+/// Every outcome a request is counted with: `ok` and the [`ErrorKind`] names.
+pub const OUTCOMES: [&str; 7] = [
+    "ok",
+    "not_found",
+    "invalid_parameter",
+    "throttled",
+    "server_error",
+    "transport_error",
+    "error",
+];
 
 impl ErrorKind {
     pub fn as_str(self) -> &'static str {
@@ -130,63 +142,12 @@ pub struct Listed {
     pub start: Timestamp,
 }
 
-/// Request counts by operation and outcome (`ok`, or an [`ErrorKind`] name, per attempt).
-pub struct ApiCounters {
-    by: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    /// Seconds per request, by operation (registered with the metrics).
-    pub latency: prometheus::HistogramVec,
-    /// Unix ms of the last answer that was not a transport error or a 5xx (0: none yet).
-    pub last_answer_ms: std::sync::atomic::AtomicI64,
-}
-
-impl Default for ApiCounters {
-    fn default() -> Self {
-        ApiCounters {
-            by: Mutex::default(),
-            latency: prometheus::HistogramVec::new(
-                prometheus::HistogramOpts::new(
-                    "durable_exporter_api_request_duration_seconds",
-                    "Durable-execution API request latency, by operation.",
-                )
-                .buckets(vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                ]),
-                &["operation"],
-            )
-            .expect("valid metric"),
-            last_answer_ms: std::sync::atomic::AtomicI64::new(0),
-        }
-    }
-}
-
-impl ApiCounters {
-    fn add(&self, op: &'static str, outcome: &'static str) {
-        *self
-            .by
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((op, outcome))
-            .or_default() += 1;
-    }
-
-    pub fn snapshot(&self) -> BTreeMap<(&'static str, &'static str), u64> {
-        self.by.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn total(&self, op: &str) -> u64 {
-        self.snapshot()
-            .iter()
-            .filter(|((o, _), _)| *o == op)
-            .map(|(_, n)| n)
-            .sum()
-    }
-}
-
 #[derive(Clone)]
 pub struct Lambda {
     client: aws_sdk_lambda::Client,
     limiter: Arc<RateLimiter>,
-    counters: Arc<ApiCounters>,
+    metrics: ExporterMetrics,
+    health: Arc<Health>,
 }
 
 /// The SDK configuration: the standard AWS chain for region and credentials, an explicit
@@ -354,12 +315,14 @@ impl Lambda {
     pub fn new(
         client: aws_sdk_lambda::Client,
         limiter: Arc<RateLimiter>,
-        counters: Arc<ApiCounters>,
+        metrics: ExporterMetrics,
+        health: Arc<Health>,
     ) -> Self {
         Lambda {
             client,
             limiter,
-            counters,
+            metrics,
+            health,
         }
     }
 
@@ -367,8 +330,18 @@ impl Lambda {
         &self.limiter
     }
 
-    pub fn counters(&self) -> &ApiCounters {
-        &self.counters
+    /// One attempt of `operation` ended with `outcome` (`ok`, or an [`ErrorKind`] name).
+    fn count(&self, operation: &'static str, outcome: &'static str) {
+        self.metrics
+            .api_requests
+            .get_or_create(&RequestLabels { operation, outcome })
+            .inc();
+        if outcome == ErrorKind::Throttled.as_str() {
+            self.metrics
+                .api_throttles
+                .get_or_create(&OperationLabel { operation })
+                .inc();
+        }
     }
 
     /// Runs one call under the budget, retrying what is worth retrying.
@@ -391,9 +364,9 @@ impl Lambda {
             self.limiter.acquire(class).await;
             let started = std::time::Instant::now();
             let sent = send().await;
-            self.counters
-                .latency
-                .with_label_values(&[operation])
+            self.metrics
+                .api_latency
+                .get_or_create(&OperationLabel { operation })
                 .observe(started.elapsed().as_secs_f64());
             let answered = match &sent {
                 Ok(_) => true,
@@ -401,19 +374,19 @@ impl Lambda {
                 Err(_) => false,
             };
             if answered {
-                self.counters
-                    .last_answer_ms
+                self.health
+                    .last_api_answer_ms
                     .store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
             }
             let err = match sent {
                 Ok(v) => {
-                    self.counters.add(operation, "ok");
+                    self.count(operation, "ok");
                     self.limiter.succeeded();
                     return Ok(v);
                 }
                 Err(e) => classify(operation, target, e),
             };
-            self.counters.add(operation, err.kind.as_str());
+            self.count(operation, err.kind.as_str());
             attempt += 1;
             match err.kind {
                 ErrorKind::Throttled => {

@@ -1,305 +1,304 @@
-//! The exporter's own health as `durable_exporter_*` metrics, refreshed from its counters at
-//! every scrape, and the state gauges of the tracked executions.
+//! The exporter's own health as `durable_exporter_*` metrics: registered once, in the same
+//! registry as the `durable_*` families, and counted where things happen (the Lambda client,
+//! the exporter, the coordinator, the listeners hold clones of the handles they count with).
+//! The gauges that describe the tracked set are set from it before each scrape.
 
-use std::sync::atomic::Ordering;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use crate::metrics::{FloatGauge, register};
 
-use super::Counters;
+/// Seconds per API request.
+const API_LATENCY: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Seconds per export request.
+const EXPORT_LATENCY: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    pub operation: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub operation: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: &'static str,
+}
+
+fn api_latency() -> Histogram {
+    Histogram::new(API_LATENCY.iter().copied())
+}
+
+/// Every `durable_exporter_*` family. Cloning shares the same series.
+#[derive(Clone)]
 pub struct ExporterMetrics {
-    api_requests: IntCounterVec,
-    api_throttles: IntCounterVec,
-    api_rate: Gauge,
-    pub tracked: IntGaugeVec,
-    pub read_lag: Gauge,
-    events: IntCounter,
-    unknown_events: IntCounter,
-    anomalies: IntCounter,
-    marker_fallbacks: IntCounter,
-    polls: IntCounterVec,
-    pages: IntCounter,
-    spans_exported: IntCounter,
-    spans_rejected: IntCounter,
-    export_failures: IntCounter,
-    export_batches: IntCounter,
-    buffered: IntGauge,
-    checkpoint_writes: IntCounter,
-    checkpoint_failures: IntCounter,
-    checkpoints_writable: IntGauge,
-    tracking_rejected: IntCounterVec,
-    pub reload_successful: IntGauge,
-    pub reload_success_time: Gauge,
-    http_connections: IntGaugeVec,
-    http_rejected: IntCounterVec,
-    http_tls_failures: IntCounterVec,
-}
-
-fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
-}
-
-fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
-    reg(r, IntCounter::new(name, help).expect("valid metric"))
-}
-
-/// Moves a counter up to a total kept elsewhere (counters only go up).
-fn catch_up(c: &IntCounter, total: u64) {
-    let now = c.get();
-    if total > now {
-        c.inc_by(total - now);
-    }
+    pub api_requests: Family<RequestLabels, Counter>,
+    pub api_throttles: Family<OperationLabel, Counter>,
+    pub api_latency: Family<OperationLabel, Histogram, fn() -> Histogram>,
+    pub api_rate: FloatGauge,
+    pub tracked: Family<StateLabel, Gauge>,
+    pub read_lag: FloatGauge,
+    pub events: Counter,
+    pub unknown_events: Counter,
+    pub anomalies: Counter,
+    pub marker_fallbacks: Counter,
+    pub polls: Family<ResultLabel, Counter>,
+    pub pages: Counter,
+    pub spans_exported: Counter,
+    pub spans_rejected: Counter,
+    pub export_failures: Counter,
+    pub export_batches: Counter,
+    pub export_latency: Histogram,
+    pub buffered: Gauge,
+    pub checkpoint_writes: Counter,
+    pub checkpoint_failures: Counter,
+    pub checkpoints_writable: Gauge,
+    pub tracking_rejected: Family<SourceLabel, Counter>,
+    pub reload_successful: Gauge,
+    pub reload_success_time: FloatGauge,
+    pub http_connections: Family<ListenerLabel, Gauge>,
+    pub http_unauthorized: Family<ListenerLabel, Counter>,
+    pub http_tls_failures: Family<ListenerLabel, Counter>,
 }
 
 impl ExporterMetrics {
-    /// Registers the families (and the API latency histogram the API client fills).
-    pub fn new(r: &Registry, counters: &Counters) -> Self {
-        let _ = r.register(Box::new(counters.api.latency.clone()));
-        let _ = r.register(Box::new(counters.export.latency.clone()));
-        let info = IntGaugeVec::new(
-            Opts::new(
-                "durable_exporter_build_info",
-                "Always 1; the labels say which build runs.",
-            ),
-            &["version"],
-        )
-        .expect("valid metric");
-        info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        reg(r, info);
-        ExporterMetrics {
-            api_requests: reg(
+    /// Registers every family in `r`.
+    pub fn register(r: &mut Registry) -> Self {
+        let info: Family<VersionLabel, Gauge> = register(
+            r,
+            "durable_exporter_build_info",
+            "Always 1; the labels say which build runs.",
+            Family::default(),
+        );
+        info.get_or_create(&VersionLabel {
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+        let m = ExporterMetrics {
+            api_requests: register(
                 r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "durable_exporter_api_requests_total",
-                        "Durable-execution API requests, by operation as the API names it and outcome (ok, throttled, server_error, transport_error, not_found, invalid_parameter, error).",
-                    ),
-                    &["operation", "outcome"],
-                )
-                .expect("valid metric"),
+                "durable_exporter_api_requests_total",
+                "Durable-execution API requests, by operation as the API names it and outcome (ok, throttled, server_error, transport_error, not_found, invalid_parameter, error).",
+                Family::default(),
             ),
-            api_throttles: reg(
+            api_throttles: register(
                 r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "durable_exporter_api_throttles_total",
-                        "TooManyRequestsException answers, by operation.",
-                    ),
-                    &["operation"],
-                )
-                .expect("valid metric"),
+                "durable_exporter_api_throttles_total",
+                "TooManyRequestsException answers, by operation.",
+                Family::default(),
             ),
-            api_rate: reg(
+            api_latency: register(
                 r,
-                Gauge::new(
-                    "durable_exporter_api_rate_limit_requests_per_second",
-                    "The request rate allowed now (lowered by throttling, up to aws.max_requests_per_second).",
-                )
-                .expect("valid metric"),
+                "durable_exporter_api_request_duration_seconds",
+                "Durable-execution API request latency, by operation.",
+                Family::new_with_constructor(api_latency),
             ),
-            tracked: reg(
+            api_rate: register(
                 r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "durable_exporter_tracked_executions",
-                        "Tracked executions, by state (describing, running, finished).",
-                    ),
-                    &["state"],
-                )
-                .expect("valid metric"),
+                "durable_exporter_api_rate_limit_requests_per_second",
+                "The request rate allowed now (lowered by throttling, up to aws.max_requests_per_second).",
+                FloatGauge::default(),
             ),
-            read_lag: reg(
+            tracked: register(
                 r,
-                Gauge::new(
-                    "durable_exporter_read_lag_seconds",
-                    "The longest time since a running execution's history was last read.",
-                )
-                .expect("valid metric"),
+                "durable_exporter_tracked_executions",
+                "Tracked executions, by state (describing, running, finished).",
+                Family::default(),
             ),
-            events: counter(r, "durable_exporter_events_processed_total", "History events folded (each once)."),
-            unknown_events: counter(r, "durable_exporter_unknown_events_total", "Events of an EventType this version does not know (skipped)."),
-            anomalies: counter(r, "durable_exporter_history_anomalies_total", "Inconsistencies found in histories (drawn as well as possible)."),
-            marker_fallbacks: counter(r, "durable_exporter_marker_fallbacks_total", "Reads from the start after a marker was refused or expired."),
-            polls: reg(
+            read_lag: register(
                 r,
-                IntCounterVec::new(
-                    Opts::new("durable_exporter_polls_total", "History polls, by result (new_events, idle)."),
-                    &["result"],
-                )
-                .expect("valid metric"),
+                "durable_exporter_read_lag_seconds",
+                "The longest time since a running execution's history was last read.",
+                FloatGauge::default(),
             ),
-            pages: counter(r, "durable_exporter_history_pages_with_new_events_total", "History pages that brought new events."),
-            spans_exported: counter(r, "durable_exporter_spans_exported_total", "Spans the OTLP collector accepted."),
-            spans_rejected: counter(r, "durable_exporter_spans_rejected_total", "Spans the collector answered as rejected (OTLP partial_success); not retried."),
-            export_failures: counter(r, "durable_exporter_span_export_failures_total", "Spans in OTLP export attempts that failed (every attempt counts; failed spans are retried, never dropped)."),
-            export_batches: counter(r, "durable_exporter_export_batches_total", "OTLP export requests the collector accepted."),
-            buffered: reg(
+            events: register(
                 r,
-                IntGauge::new(
-                    "durable_exporter_buffered_spans",
-                    "Spans waiting for the collector's acknowledgement (polling pauses at otlp.max_buffered_spans).",
-                )
-                .expect("valid metric"),
+                "durable_exporter_events_processed_total",
+                "History events folded (each once).",
+                Counter::default(),
             ),
-            checkpoint_writes: counter(r, "durable_exporter_checkpoint_writes_total", "Checkpoint files written."),
-            checkpoint_failures: counter(r, "durable_exporter_checkpoint_failures_total", "Checkpoint writes that failed and unreadable checkpoints moved aside."),
-            checkpoints_writable: reg(
+            unknown_events: register(
                 r,
-                IntGauge::new(
-                    "durable_exporter_checkpoints_writable",
-                    "1 while checkpoints can be written; 0 while they cannot (exporting pauses until they can).",
-                )
-                .expect("valid metric"),
+                "durable_exporter_unknown_events_total",
+                "Events of an EventType this version does not know (skipped).",
+                Counter::default(),
             ),
-            tracking_rejected: reg(
+            anomalies: register(
                 r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "durable_exporter_tracking_rejected_total",
-                        "Executions not tracked because track.max_executions were tracked already, by where they came from (api, discovered, chained_invoke, config).",
-                    ),
-                    &["source"],
-                )
-                .expect("valid metric"),
+                "durable_exporter_history_anomalies_total",
+                "Inconsistencies found in histories (drawn as well as possible).",
+                Counter::default(),
             ),
-            reload_successful: reg(
+            marker_fallbacks: register(
                 r,
-                IntGauge::new(
-                    "durable_exporter_config_last_reload_successful",
-                    "1 when the last configuration reload (SIGHUP) succeeded, 0 when it failed and the running configuration stayed.",
-                )
-                .expect("valid metric"),
+                "durable_exporter_marker_fallbacks_total",
+                "Reads from the start after a marker was refused or expired.",
+                Counter::default(),
             ),
-            reload_success_time: reg(
+            polls: register(
                 r,
-                Gauge::new(
-                    "durable_exporter_config_last_reload_success_timestamp_seconds",
-                    "When the configuration was last loaded successfully (at start or by SIGHUP), in Unix seconds.",
-                )
-                .expect("valid metric"),
+                "durable_exporter_polls_total",
+                "History polls, by result (new_events, idle).",
+                Family::default(),
             ),
-            http_connections: reg(
+            pages: register(
                 r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "durable_exporter_http_connections",
-                        "Open connections, by listener (http: metrics and health; api: the run-time API).",
-                    ),
-                    &["listener"],
-                )
-                .expect("valid metric"),
+                "durable_exporter_history_pages_with_new_events_total",
+                "History pages that brought new events.",
+                Counter::default(),
             ),
-            http_rejected: reg(
+            spans_exported: register(
                 r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "durable_exporter_http_unauthorized_requests_total",
-                        "Requests answered 401 (no or wrong credentials), by listener.",
-                    ),
-                    &["listener"],
-                )
-                .expect("valid metric"),
+                "durable_exporter_spans_exported_total",
+                "Spans the OTLP collector accepted.",
+                Counter::default(),
             ),
-            http_tls_failures: reg(
+            spans_rejected: register(
                 r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "durable_exporter_http_tls_handshake_failures_total",
-                        "TLS handshakes that failed or timed out, by listener.",
-                    ),
-                    &["listener"],
-                )
-                .expect("valid metric"),
+                "durable_exporter_spans_rejected_total",
+                "Spans the collector answered as rejected (OTLP partial_success); not retried.",
+                Counter::default(),
             ),
+            export_failures: register(
+                r,
+                "durable_exporter_span_export_failures_total",
+                "Spans in OTLP export attempts that failed (every attempt counts; failed spans are retried, never dropped).",
+                Counter::default(),
+            ),
+            export_batches: register(
+                r,
+                "durable_exporter_export_batches_total",
+                "OTLP export requests the collector accepted.",
+                Counter::default(),
+            ),
+            export_latency: register(
+                r,
+                "durable_exporter_export_duration_seconds",
+                "OTLP export request latency, successful or not.",
+                Histogram::new(EXPORT_LATENCY.iter().copied()),
+            ),
+            buffered: register(
+                r,
+                "durable_exporter_buffered_spans",
+                "Spans waiting for the collector's acknowledgement (polling pauses at otlp.max_buffered_spans).",
+                Gauge::default(),
+            ),
+            checkpoint_writes: register(
+                r,
+                "durable_exporter_checkpoint_writes_total",
+                "Checkpoint files written.",
+                Counter::default(),
+            ),
+            checkpoint_failures: register(
+                r,
+                "durable_exporter_checkpoint_failures_total",
+                "Checkpoint writes that failed and unreadable checkpoints moved aside.",
+                Counter::default(),
+            ),
+            checkpoints_writable: register(
+                r,
+                "durable_exporter_checkpoints_writable",
+                "1 while checkpoints can be written; 0 while they cannot (exporting pauses until they can).",
+                Gauge::default(),
+            ),
+            tracking_rejected: register(
+                r,
+                "durable_exporter_tracking_rejected_total",
+                "Executions not tracked because track.max_executions were tracked already, by where they came from (api, discovered, chained_invoke, config).",
+                Family::default(),
+            ),
+            reload_successful: register(
+                r,
+                "durable_exporter_config_last_reload_successful",
+                "1 when the last configuration reload (SIGHUP) succeeded, 0 when it failed and the running configuration stayed.",
+                Gauge::default(),
+            ),
+            reload_success_time: register(
+                r,
+                "durable_exporter_config_last_reload_success_timestamp_seconds",
+                "When the configuration was last loaded successfully (at start or by SIGHUP), in Unix seconds.",
+                FloatGauge::default(),
+            ),
+            http_connections: register(
+                r,
+                "durable_exporter_http_connections",
+                "Open connections, by listener (http: metrics and health; api: the run-time API).",
+                Family::default(),
+            ),
+            http_unauthorized: register(
+                r,
+                "durable_exporter_http_unauthorized_requests_total",
+                "Requests answered 401 (no or wrong credentials), by listener.",
+                Family::default(),
+            ),
+            http_tls_failures: register(
+                r,
+                "durable_exporter_http_tls_handshake_failures_total",
+                "TLS handshakes that failed or timed out, by listener.",
+                Family::default(),
+            ),
+        };
+        m.checkpoints_writable.set(1);
+        for listener in ["http", "api"] {
+            m.http_connections
+                .get_or_create(&ListenerLabel { listener })
+                .set(0);
+        }
+        m
+    }
+
+    /// What a listener counts with.
+    pub fn listener(&self, listener: &'static str) -> crate::listener::ListenerStats {
+        let l = ListenerLabel { listener };
+        crate::listener::ListenerStats {
+            open_connections: self.http_connections.get_or_create_owned(&l),
+            rejected_requests: self.http_unauthorized.get_or_create_owned(&l),
+            tls_failures: self.http_tls_failures.get_or_create_owned(&l),
         }
     }
 
-    /// Brings every counter up to date before a scrape.
-    pub fn refresh(&self, c: &Counters, rate: f64) {
-        for ((op, outcome), n) in c.api.snapshot() {
-            catch_up(&self.api_requests.with_label_values(&[op, outcome]), n);
-            if outcome == super::lambda::ErrorKind::Throttled.as_str() {
-                catch_up(&self.api_throttles.with_label_values(&[op]), n);
-            }
-        }
-        self.api_rate.set(rate);
-        let co = &c.coordinator;
-        catch_up(&self.events, co.events_processed.load(Ordering::Relaxed));
-        catch_up(
-            &self.unknown_events,
-            co.unknown_events.load(Ordering::Relaxed),
-        );
-        catch_up(&self.anomalies, co.anomalies.load(Ordering::Relaxed));
-        catch_up(
-            &self.marker_fallbacks,
-            co.marker_fallbacks.load(Ordering::Relaxed),
-        );
-        let polls = co.polls.load(Ordering::Relaxed);
-        let with_new = co.polls_with_new_events.load(Ordering::Relaxed);
-        catch_up(&self.polls.with_label_values(&["new_events"]), with_new);
-        catch_up(
-            &self.polls.with_label_values(&["idle"]),
-            polls.saturating_sub(with_new),
-        );
-        catch_up(
-            &self.pages,
-            co.pages_with_new_events.load(Ordering::Relaxed),
-        );
-        catch_up(
-            &self.checkpoint_writes,
-            co.checkpoint_writes.load(Ordering::Relaxed),
-        );
-        catch_up(
-            &self.checkpoint_failures,
-            co.checkpoint_failures.load(Ordering::Relaxed),
-        );
-        self.buffered
-            .set(co.buffered_spans.load(Ordering::Relaxed) as i64);
-        let writable = co
-            .checkpoint_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none();
-        self.checkpoints_writable.set(i64::from(writable));
-        for (source, n) in super::coordinator::Source::ALL
+    /// Requests made so far to `operation`, every outcome (for the stop line's account; it
+    /// makes the series of outcomes that never happened, at zero).
+    pub fn api_requests_to(&self, operation: &'static str) -> u64 {
+        super::lambda::OUTCOMES
             .iter()
-            .zip(&co.tracking_rejected)
-        {
-            let n = n.load(Ordering::Relaxed);
-            if n > 0 {
-                catch_up(
-                    &self.tracking_rejected.with_label_values(&[source.as_str()]),
-                    n,
-                );
-            }
-        }
-        for (name, l) in [("http", &c.http_listener), ("api", &c.api_listener)] {
-            self.http_connections
-                .with_label_values(&[name])
-                .set(l.open_connections.load(Ordering::Relaxed));
-            catch_up(
-                &self.http_rejected.with_label_values(&[name]),
-                l.rejected_requests.load(Ordering::Relaxed),
-            );
-            catch_up(
-                &self.http_tls_failures.with_label_values(&[name]),
-                l.tls_failures.load(Ordering::Relaxed),
-            );
-        }
-        let ex = &c.export;
-        catch_up(
-            &self.spans_exported,
-            ex.spans_exported.load(Ordering::Relaxed),
-        );
-        catch_up(
-            &self.spans_rejected,
-            ex.spans_rejected.load(Ordering::Relaxed),
-        );
-        catch_up(
-            &self.export_failures,
-            ex.export_failures.load(Ordering::Relaxed),
-        );
-        catch_up(&self.export_batches, ex.batches.load(Ordering::Relaxed));
+            .map(|&outcome| {
+                self.api_requests
+                    .get_or_create(&RequestLabels { operation, outcome })
+                    .get()
+            })
+            .sum()
     }
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, ConfigError};
-use crate::listener::{Access, Listener, ListenerStats};
+use crate::listener::{Access, Listener};
 use crate::otlp::{ExportError, OtlpClient};
 
 /// How long shutdown may take to flush spans and checkpoints (ECS waits 30 s by default).
@@ -92,10 +92,13 @@ pub fn listener_access(config: &Config) -> Result<(Access, Access), ConfigError>
 }
 
 /// The addresses the daemon listens on (port 0 in the config becomes the real port).
-#[derive(Debug, Clone, Copy)]
-pub struct Bound {
+/// A started daemon: where it listens (port 0 in the config becomes the real port) and the
+/// handles of its own metrics.
+#[derive(Clone)]
+pub struct Started {
     pub http: std::net::SocketAddr,
     pub api: std::net::SocketAddr,
+    pub metrics: metrics::ExporterMetrics,
 }
 
 async fn bind(
@@ -107,14 +110,17 @@ async fn bind(
         .map_err(|source| DaemonError::Listen { key, addr, source })
 }
 
-/// Shared counters, for logs, the HTTP API and metrics.
-#[derive(Default)]
-pub struct Counters {
-    pub api: Arc<lambda::ApiCounters>,
-    pub export: Arc<exporter::ExportCounters>,
-    pub coordinator: Arc<coordinator::CoordinatorCounters>,
-    pub http_listener: Arc<ListenerStats>,
-    pub api_listener: Arc<ListenerStats>,
+/// What `/readyz` judges by, kept where it happens (not metrics: moments and an error).
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Unix ms of the last API answer that was not a transport error or a 5xx (0: none yet).
+    pub last_api_answer_ms: std::sync::atomic::AtomicI64,
+    /// Unix ms since which the export in flight has been trying to deliver its spans (0:
+    /// nothing in flight): a hung or failing collector shows here.
+    pub sending_since_ms: std::sync::atomic::AtomicI64,
+    /// Why checkpoints cannot be written now (None: they can). While set, nothing more is
+    /// exported: what cannot be checkpointed would be exported again after a crash.
+    pub checkpoint_error: std::sync::Mutex<Option<String>>,
 }
 
 /// What a program embedding the daemon (the demo) changes about [`run`].
@@ -124,10 +130,8 @@ pub struct Embedding {
     pub spans_file: Option<std::fs::File>,
     /// These credentials instead of the standard chain (a simulator checks none).
     pub credentials: Option<aws_sdk_lambda::config::Credentials>,
-    /// The daemon's counters, shared with the embedding program.
-    pub counters: Option<Arc<Counters>>,
-    /// Told where the daemon listens, once it does.
-    pub bound: Option<tokio::sync::oneshot::Sender<Bound>>,
+    /// Told where the daemon listens and what it counts with, once it has started.
+    pub started: Option<tokio::sync::oneshot::Sender<Started>>,
     /// SIGHUP reloads the configuration from this file (None: the defaults and the
     /// environment).
     pub reload_on_sighup: bool,
@@ -176,9 +180,10 @@ pub async fn run_embedded(
     };
     let (metrics_access, api_access) = listener_access(&config)?;
 
-    let counters = embedding.counters.unwrap_or_default();
-    let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics.name_label()));
-    let exporter_metrics = Arc::new(metrics::ExporterMetrics::new(metrics.registry(), &counters));
+    let health = Arc::new(Health::default());
+    let mut metrics = crate::metrics::Metrics::new(config.metrics.name_label());
+    let exporter_metrics = metrics::ExporterMetrics::register(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
     let client = lambda::sdk_client(
         config.aws.region.as_deref(),
         config.aws.endpoint_url.as_deref(),
@@ -187,7 +192,7 @@ pub async fn run_embedded(
     )
     .await;
     let limiter = limiter::RateLimiter::new(config.aws.max_requests_per_second);
-    let lambda = lambda::Lambda::new(client, limiter, counters.api.clone());
+    let lambda = lambda::Lambda::new(client, limiter, exporter_metrics.clone(), health.clone());
 
     let metrics_tcp = bind("http.listen", config.http.listen).await?;
     let api_tcp = bind("api.listen", config.api.listen).await?;
@@ -208,7 +213,10 @@ pub async fn run_embedded(
         ack_tx,
         sink,
         config.otlp.max_batch_size,
-        counters.export.clone(),
+        exporter::ExportCounters {
+            metrics: exporter_metrics.clone(),
+            health: health.clone(),
+        },
         stop_rx.clone(),
     ));
 
@@ -219,8 +227,7 @@ pub async fn run_embedded(
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let state = Arc::new(http::AppState {
         commands: cmd_tx.clone(),
-        counters: counters.coordinator.clone(),
-        all_counters: counters.clone(),
+        health: health.clone(),
         metrics: metrics.clone(),
         exporter_metrics: exporter_metrics.clone(),
         started: std::time::Instant::now(),
@@ -235,7 +242,7 @@ pub async fn run_embedded(
         lambda,
         store,
         export_tx,
-        counters.coordinator.clone(),
+        health,
         metrics,
         exporter_metrics.clone(),
     )?;
@@ -250,7 +257,7 @@ pub async fn run_embedded(
         api_access: api_access_tx,
         commands: cmd_tx,
         log: embedding.log,
-        metrics: exporter_metrics,
+        metrics: exporter_metrics.clone(),
     };
     let listeners = [
         Listener {
@@ -258,26 +265,27 @@ pub async fn run_embedded(
             tcp: metrics_tcp,
             router: http::metrics_router(state.clone()),
             access: metrics_access_rx,
-            stats: counters.http_listener.clone(),
+            stats: exporter_metrics.listener("http"),
         },
         Listener {
             name: "api",
             tcp: api_tcp,
             router: http::api_router(state),
             access: api_access_rx,
-            stats: counters.api_listener.clone(),
+            stats: exporter_metrics.listener("api"),
         },
     ];
-    let bound = Bound {
+    let bound = Started {
         http: listeners[0].local_addr().unwrap_or(config.http.listen),
         api: listeners[1].local_addr().unwrap_or(config.api.listen),
+        metrics: exporter_metrics,
     };
     let servers: Vec<_> = listeners
         .into_iter()
         .map(|l| tokio::spawn(l.serve(stop_rx.clone())))
         .collect();
-    if let Some(tx) = embedding.bound {
-        let _ = tx.send(bound);
+    if let Some(tx) = embedding.started {
+        let _ = tx.send(bound.clone());
     }
     tracing::info!(
         http = %bound.http,

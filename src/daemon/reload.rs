@@ -99,7 +99,7 @@ pub struct Reloader {
     pub api_access: watch::Sender<Access>,
     pub commands: mpsc::Sender<Command>,
     pub log: Option<LogSetter>,
-    pub metrics: Arc<super::metrics::ExporterMetrics>,
+    pub metrics: super::metrics::ExporterMetrics,
 }
 
 impl Reloader {

@@ -1,27 +1,30 @@
-//! Prometheus metrics from the same fold transitions as the spans (docs/METRICS.md).
+//! Prometheus metrics from the same fold transitions as the spans (docs/METRICS.md), on
+//! `prometheus-client`.
 //!
-//! [`Metrics`] owns a registry of every `durable_*` family; [`ExecutionObserver`] turns one
+//! [`Metrics`] owns the registry and every `durable_*` family; [`ExecutionObserver`] turns one
 //! execution's transitions into counts and observations (each event counts once: the daemon
 //! feeds only events it has not exported before). Histograms keep the latest trace id per bucket
-//! as an exemplar, written in the OpenMetrics exposition ([`encode_openmetrics`]); the classic
-//! text format comes from the `prometheus` crate ([`encode_text`]). State gauges (running
-//! executions, pending callbacks) are set from the tracked set by the daemon.
+//! as an exemplar, written in the OpenMetrics exposition ([`Metrics::encode_openmetrics`]); the
+//! classic text format ([`Metrics::encode_text`]) leaves them out. State gauges (running
+//! executions, pending callbacks) are set from the tracked set by the daemon. The exporter's own
+//! `durable_exporter_*` families are registered in the same registry
+//! ([`Metrics::registry_mut`]).
 
-mod openmetrics;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use prometheus::{
-    Encoder as _, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
-};
-
-pub use openmetrics::encode_openmetrics;
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::state::{
     AttemptOutcome, Details, ExecutionStatus, Observer, Operation, OperationStatus, Transition,
 };
+use crate::trace::ids::TraceId;
 
 /// The per-execution operation limit of the API.
 pub const OPERATIONS_LIMIT: u32 = 3000;
@@ -66,372 +69,371 @@ pub enum NameLabel {
     TopN(usize),
 }
 
-/// One histogram observation's exemplar.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Exemplar {
-    pub trace_id: String,
-    pub value: f64,
-    /// Seconds since the epoch.
-    pub timestamp: f64,
+/// An execution's `function` and `qualifier` labels (shared strings: cloned per observation
+/// without copying).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Fq {
+    pub function: Arc<str>,
+    pub qualifier: Arc<str>,
+}
+
+impl Fq {
+    /// The labels of an execution: see [`function_labels`].
+    pub fn of(arn: &str, function_arn: Option<&str>) -> Self {
+        let (f, q) = function_labels(arn, function_arn);
+        Fq {
+            function: f.into(),
+            qualifier: q.into(),
+        }
+    }
+}
+
+/// `function`, `qualifier` and `status`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FqStatus {
+    pub function: Arc<str>,
+    pub qualifier: Arc<str>,
+    pub status: &'static str,
+}
+
+/// `function`, `qualifier` and `outcome`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FqOutcome {
+    pub function: Arc<str>,
+    pub qualifier: Arc<str>,
+    pub outcome: &'static str,
+}
+
+/// An operation's labels; `name` only under an operation-name policy, `status` only on the
+/// counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct OpLabels {
+    pub function: Arc<str>,
+    pub qualifier: Arc<str>,
+    pub op_type: &'static str,
+    pub subtype: Arc<str>,
+    pub name: Option<Arc<str>>,
+    pub status: Option<&'static str>,
+}
+
+impl EncodeLabelSet for OpLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("function", &*self.function).encode(encoder.encode_label())?;
+        ("qualifier", &*self.qualifier).encode(encoder.encode_label())?;
+        ("type", self.op_type).encode(encoder.encode_label())?;
+        ("subtype", &*self.subtype).encode(encoder.encode_label())?;
+        if let Some(n) = &self.name {
+            ("name", &**n).encode(encoder.encode_label())?;
+        }
+        if let Some(s) = self.status {
+            ("status", s).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+/// A histogram observation's exemplar: the execution's trace id, made hex only when written.
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceExemplar {
+    pub trace_id: TraceIdLabel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceIdLabel(pub TraceId);
+
+impl EncodeLabelValue for TraceIdLabel {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        write!(encoder, "{}", self.0)
+    }
+}
+
+/// A histogram whose buckets keep their latest exemplar.
+pub type Hist = HistogramWithExemplars<TraceExemplar>;
+type HistFamily<L> = Family<L, Hist, fn() -> Hist>;
+type CounterFamily<L> = Family<L, Counter>;
+type GaugeFamily<L> = Family<L, Gauge>;
+/// A gauge of fractional values.
+pub type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Registers `metric` as `name`: prometheus-client adds `_total` to counters and a full stop to
+/// help texts itself, so names and help are written here as they appear.
+pub fn register<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    let name = name.strip_suffix("_total").unwrap_or(name);
+    r.register(name, help.trim_end_matches('.'), metric.clone());
+    metric
+}
+
+macro_rules! buckets {
+    ($($f:ident = $b:ident),* $(,)?) => {
+        $(fn $f() -> Hist {
+            Hist::new($b.iter().copied())
+        })*
+    };
+}
+
+buckets!(
+    long = LONG,
+    operation = OPERATION,
+    step = STEP,
+    backoff = BACKOFF,
+    lateness = LATENESS,
+    invocation = INVOCATION,
+    count = COUNT,
+    operations = OPERATIONS,
+);
+
+fn hist<L: Clone + std::hash::Hash + Eq>(b: fn() -> Hist) -> HistFamily<L> {
+    Family::new_with_constructor(b)
 }
 
 pub struct Metrics {
     registry: Registry,
-    pub executions_started: IntCounterVec,
-    pub executions_finished: IntCounterVec,
-    pub executions_running: IntGaugeVec,
-    pub execution_duration: HistogramVec,
-    pub operations_finished: IntCounterVec,
-    pub operation_duration: HistogramVec,
-    pub step_attempts: IntCounterVec,
-    pub step_retries: IntCounterVec,
-    pub step_attempt_duration: HistogramVec,
-    pub step_retry_backoff: HistogramVec,
-    pub wait_duration: HistogramVec,
-    pub wait_lateness: HistogramVec,
-    pub callback_duration: HistogramVec,
-    pub callbacks_pending: IntGaugeVec,
-    pub callback_oldest_pending_age: GaugeVec,
-    pub invocations: IntCounterVec,
-    pub invocation_duration: HistogramVec,
-    pub execution_invocations: HistogramVec,
-    pub suspension_duration: HistogramVec,
-    pub chained_invokes: IntCounterVec,
-    pub execution_operations: HistogramVec,
-    pub execution_operations_max: IntGaugeVec,
+    pub executions_started: CounterFamily<Fq>,
+    pub executions_finished: CounterFamily<FqStatus>,
+    pub executions_running: GaugeFamily<Fq>,
+    pub execution_duration: HistFamily<FqStatus>,
+    pub operations_finished: CounterFamily<OpLabels>,
+    pub operation_duration: HistFamily<OpLabels>,
+    pub step_attempts: CounterFamily<FqOutcome>,
+    pub step_retries: CounterFamily<Fq>,
+    pub step_attempt_duration: HistFamily<Fq>,
+    pub step_retry_backoff: HistFamily<Fq>,
+    pub wait_duration: HistFamily<Fq>,
+    pub wait_lateness: HistFamily<Fq>,
+    pub callback_duration: HistFamily<FqOutcome>,
+    pub callbacks_pending: GaugeFamily<Fq>,
+    pub callback_oldest_pending_age: Family<Fq, FloatGauge>,
+    pub invocations: CounterFamily<FqStatus>,
+    pub invocation_duration: HistFamily<FqStatus>,
+    pub execution_invocations: HistFamily<Fq>,
+    pub suspension_duration: HistFamily<Fq>,
+    pub chained_invokes: CounterFamily<FqOutcome>,
+    pub execution_operations: HistFamily<Fq>,
+    pub execution_operations_max: GaugeFamily<Fq>,
     names: NameLabel,
-    seen_names: Mutex<Vec<String>>,
-    /// Latest exemplar per series and bucket: key "family{labels}", index of the bucket.
-    exemplars: Mutex<HashMap<String, Vec<Option<Exemplar>>>>,
+    seen_names: Mutex<Vec<Arc<str>>>,
 }
-
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
-}
-
-fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("unique metric");
-    g
-}
-
-fn histogram(
-    r: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: &[f64],
-) -> HistogramVec {
-    let h = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-        labels,
-    )
-    .expect("valid metric");
-    r.register(Box::new(h.clone())).expect("unique metric");
-    h
-}
-
-const FQ: &[&str] = &["function", "qualifier"];
 
 impl Metrics {
     pub fn new(names: NameLabel) -> Self {
-        let r = Registry::new();
-        let with_name = !matches!(names, NameLabel::Off);
-        let op_labels: &[&str] = if with_name {
-            &["function", "qualifier", "type", "subtype", "name", "status"]
-        } else {
-            &["function", "qualifier", "type", "subtype", "status"]
-        };
-        let op_dur_labels: &[&str] = if with_name {
-            &["function", "qualifier", "type", "subtype", "name"]
-        } else {
-            &["function", "qualifier", "type", "subtype"]
-        };
-        let callback_age = GaugeVec::new(
-            Opts::new(
-                "durable_callback_oldest_pending_age_seconds",
-                "Age of the oldest callback still pending, per function.",
-            ),
-            FQ,
-        )
-        .expect("valid metric");
-        r.register(Box::new(callback_age.clone()))
-            .expect("unique metric");
-        Metrics {
-            executions_started: counter(
-                &r,
+        let mut r = Registry::default();
+        let r = &mut r;
+        let mut m = Metrics {
+            executions_started: register(
+                r,
                 "durable_executions_started_total",
                 "Durable executions started (ExecutionStarted seen).",
-                FQ,
+                Family::default(),
             ),
-            executions_finished: counter(
-                &r,
+            executions_finished: register(
+                r,
                 "durable_executions_finished_total",
                 "Durable executions ended, by terminal status.",
-                &["function", "qualifier", "status"],
+                Family::default(),
             ),
-            executions_running: gauge(
-                &r,
+            executions_running: register(
+                r,
                 "durable_executions_running",
                 "Tracked executions not ended yet.",
-                FQ,
+                Family::default(),
             ),
-            execution_duration: histogram(
-                &r,
+            execution_duration: register(
+                r,
                 "durable_execution_duration_seconds",
                 "Execution duration, ExecutionStarted to its terminal event.",
-                &["function", "qualifier", "status"],
-                LONG,
+                hist(long),
             ),
-            operations_finished: counter(
-                &r,
+            operations_finished: register(
+                r,
                 "durable_operations_finished_total",
                 "Operations ended, by type, subtype and status.",
-                op_labels,
+                Family::default(),
             ),
-            operation_duration: histogram(
-                &r,
+            operation_duration: register(
+                r,
                 "durable_operation_duration_seconds",
                 "Operation duration, first event to finishing event.",
-                op_dur_labels,
-                OPERATION,
+                hist(operation),
             ),
-            step_attempts: counter(
-                &r,
+            step_attempts: register(
+                r,
                 "durable_step_attempts_total",
                 "Step attempts ended, by outcome (wait_for_condition polls are SUCCEEDED attempts).",
-                &["function", "qualifier", "outcome"],
+                Family::default(),
             ),
-            step_retries: counter(
-                &r,
+            step_retries: register(
+                r,
                 "durable_step_retries_total",
                 "Step attempts after the first (retries and wait_for_condition polls).",
-                FQ,
+                Family::default(),
             ),
-            step_attempt_duration: histogram(
-                &r,
+            step_attempt_duration: register(
+                r,
                 "durable_step_attempt_duration_seconds",
                 "Step attempt duration.",
-                FQ,
-                STEP,
+                hist(step),
             ),
-            step_retry_backoff: histogram(
-                &r,
+            step_retry_backoff: register(
+                r,
                 "durable_step_retry_backoff_seconds",
                 "Time between a step attempt's end and the next attempt's start.",
-                FQ,
-                BACKOFF,
+                hist(backoff),
             ),
-            wait_duration: histogram(
-                &r,
+            wait_duration: register(
+                r,
                 "durable_wait_duration_seconds",
                 "Actual duration of waits that succeeded.",
-                FQ,
-                LONG,
+                hist(long),
             ),
-            wait_lateness: histogram(
-                &r,
+            wait_lateness: register(
+                r,
                 "durable_wait_lateness_seconds",
                 "How long after its ScheduledEndTimestamp a wait resumed.",
-                FQ,
-                LATENESS,
+                hist(lateness),
             ),
-            callback_duration: histogram(
-                &r,
+            callback_duration: register(
+                r,
                 "durable_callback_duration_seconds",
                 "Callback start to completion, by outcome.",
-                &["function", "qualifier", "outcome"],
-                LONG,
+                hist(long),
             ),
-            callbacks_pending: gauge(
-                &r,
+            callbacks_pending: register(
+                r,
                 "durable_callbacks_pending",
                 "Callbacks started and not completed, in tracked executions.",
-                FQ,
+                Family::default(),
             ),
-            callback_oldest_pending_age: callback_age,
-            invocations: counter(
-                &r,
+            callback_oldest_pending_age: register(
+                r,
+                "durable_callback_oldest_pending_age_seconds",
+                "Age of the oldest callback still pending, per function.",
+                Family::default(),
+            ),
+            invocations: register(
+                r,
                 "durable_invocations_total",
                 "Lambda invocations (replays) of durable executions, by status.",
-                &["function", "qualifier", "status"],
+                Family::default(),
             ),
-            invocation_duration: histogram(
-                &r,
+            invocation_duration: register(
+                r,
                 "durable_invocation_duration_seconds",
                 "Invocation duration (from InvocationCompletedDetails; estimated bounds are not observed).",
-                &["function", "qualifier", "status"],
-                INVOCATION,
+                hist(invocation),
             ),
-            execution_invocations: histogram(
-                &r,
+            execution_invocations: register(
+                r,
                 "durable_execution_invocations",
                 "Invocations per ended execution.",
-                FQ,
-                COUNT,
+                hist(count),
             ),
-            suspension_duration: histogram(
-                &r,
+            suspension_duration: register(
+                r,
                 "durable_suspension_duration_seconds",
                 "Time an execution spent suspended between invocations.",
-                FQ,
-                LONG,
+                hist(long),
             ),
-            chained_invokes: counter(
-                &r,
+            chained_invokes: register(
+                r,
                 "durable_chained_invokes_total",
                 "Chained invokes ended, by outcome.",
-                &["function", "qualifier", "outcome"],
+                Family::default(),
             ),
-            execution_operations: histogram(
-                &r,
+            execution_operations: register(
+                r,
                 "durable_execution_operations",
                 "Operations per ended execution (the API allows 3,000).",
-                FQ,
-                OPERATIONS,
+                hist(operations),
             ),
-            execution_operations_max: gauge(
-                &r,
+            execution_operations_max: register(
+                r,
                 "durable_execution_operations_max",
                 "Most operations in one running execution (the API allows 3,000).",
-                FQ,
+                Family::default(),
             ),
-            registry: r,
+            registry: Registry::default(),
             names,
             seen_names: Mutex::new(Vec::new()),
-            exemplars: Mutex::new(HashMap::new()),
-        }
+        };
+        m.registry = std::mem::take(r);
+        m
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// Where the exporter's own families are registered, before the registry is shared.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
-    /// The classic Prometheus text format (0.0.4).
+    /// The classic Prometheus text format (0.0.4), without exemplars.
     pub fn encode_text(&self) -> String {
-        encode_text(&self.registry)
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
     }
 
-    /// OpenMetrics text with exemplars.
+    /// OpenMetrics text with exemplars, ending with `# EOF`.
     pub fn encode_openmetrics(&self) -> String {
-        let ex = self.exemplars.lock().unwrap_or_else(|e| e.into_inner());
-        encode_openmetrics(&self.registry.gather(), &ex)
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
     }
 
     /// The operation-name label value under the configured policy.
-    fn name_label(&self, name: Option<&str>) -> Option<String> {
+    fn name_label(&self, name: Option<&str>) -> Option<Arc<str>> {
         let name = name.unwrap_or("");
         match &self.names {
             NameLabel::Off => None,
             NameLabel::Allowlist(allowed) => Some(if allowed.iter().any(|a| a == name) {
-                name.to_owned()
+                name.into()
             } else {
-                "other".to_owned()
+                "other".into()
             }),
             NameLabel::TopN(n) => {
                 let mut seen = self.seen_names.lock().unwrap_or_else(|e| e.into_inner());
-                if seen.iter().any(|s| s == name) {
-                    Some(name.to_owned())
+                if let Some(s) = seen.iter().find(|s| &***s == name) {
+                    Some(s.clone())
                 } else if seen.len() < *n {
-                    seen.push(name.to_owned());
-                    Some(name.to_owned())
+                    let s: Arc<str> = name.into();
+                    seen.push(s.clone());
+                    Some(s)
                 } else {
-                    Some("other".to_owned())
+                    Some("other".into())
                 }
             }
         }
     }
+}
 
-    fn observe(
-        &self,
-        h: &HistogramVec,
-        family: &str,
-        labels: &[&str],
-        value: f64,
-        trace_id: Option<crate::trace::ids::TraceId>,
-        at: f64,
-    ) {
-        if !value.is_finite() {
-            return;
-        }
-        h.with_label_values(labels).observe(value);
-        let Some(trace_id) = trace_id else {
-            return;
-        };
-        let Some(buckets) = bucket_bounds(family) else {
-            return;
-        };
-        let idx = buckets
-            .iter()
-            .position(|b| value <= *b)
-            .unwrap_or(buckets.len());
-        let key = series_key(family, labels);
-        let mut ex = self.exemplars.lock().unwrap_or_else(|e| e.into_inner());
-        let slots = ex
-            .entry(key)
-            .or_insert_with(|| vec![None; buckets.len() + 1]);
-        slots[idx] = Some(Exemplar {
-            trace_id: trace_id.to_hex(),
-            value,
-            timestamp: at,
-        });
+/// Observes `value` (seconds or a count) with the trace id as its bucket's exemplar, stamped
+/// with the history time `at_ms`.
+fn observe(h: &Hist, value: f64, trace_id: Option<TraceId>, at_ms: i64) {
+    if !value.is_finite() {
+        return;
     }
-}
-
-/// The classic text format of any registry.
-pub fn encode_text(registry: &Registry) -> String {
-    let mut buf = Vec::new();
-    let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
-    String::from_utf8(buf).unwrap_or_default()
-}
-
-fn bucket_bounds(family: &str) -> Option<&'static [f64]> {
-    Some(match family {
-        "durable_execution_duration_seconds"
-        | "durable_wait_duration_seconds"
-        | "durable_callback_duration_seconds"
-        | "durable_suspension_duration_seconds" => LONG,
-        "durable_operation_duration_seconds" => OPERATION,
-        "durable_step_attempt_duration_seconds" => STEP,
-        "durable_step_retry_backoff_seconds" => BACKOFF,
-        "durable_wait_lateness_seconds" => LATENESS,
-        "durable_invocation_duration_seconds" => INVOCATION,
-        "durable_execution_invocations" => COUNT,
-        "durable_execution_operations" => OPERATIONS,
-        _ => return None,
-    })
-}
-
-/// `family{l1="v1",...}` in the label order the family declares (sorted by name, as gathered).
-fn series_key(family: &str, values: &[&str]) -> String {
-    let names = label_names(family);
-    let mut pairs: Vec<(&str, &str)> = names.iter().copied().zip(values.iter().copied()).collect();
-    pairs.sort();
-    openmetrics::key(family, pairs.iter().map(|(k, v)| (*k, *v)))
-}
-
-fn label_names(family: &str) -> &'static [&'static str] {
-    match family {
-        "durable_execution_duration_seconds" | "durable_invocation_duration_seconds" => {
-            &["function", "qualifier", "status"]
-        }
-        "durable_callback_duration_seconds" => &["function", "qualifier", "outcome"],
-        "durable_operation_duration_seconds" => {
-            &["function", "qualifier", "type", "subtype", "name"]
-        }
-        _ => FQ,
-    }
+    let exemplar = trace_id.map(|t| TraceExemplar {
+        trace_id: TraceIdLabel(t),
+    });
+    let at = u64::try_from(at_ms)
+        .ok()
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+    h.observe(
+        value,
+        exemplar,
+        at.filter(|_| trace_id.is_some()).or(None::<SystemTime>),
+    );
 }
 
 /// Turns one execution's transitions into metrics. Feed it only events not counted before.
 pub struct ExecutionObserver<'m> {
     pub metrics: &'m Metrics,
-    pub function: &'m str,
-    pub qualifier: &'m str,
+    pub labels: &'m Fq,
     /// The execution's trace id, for exemplars.
-    pub trace_id: Option<crate::trace::ids::TraceId>,
+    pub trace_id: Option<TraceId>,
 }
 
 fn secs(ms: i64) -> f64 {
@@ -439,74 +441,60 @@ fn secs(ms: i64) -> f64 {
 }
 
 impl ExecutionObserver<'_> {
+    fn with_status(&self, status: &'static str) -> FqStatus {
+        FqStatus {
+            function: self.labels.function.clone(),
+            qualifier: self.labels.qualifier.clone(),
+            status,
+        }
+    }
+
+    fn with_outcome(&self, outcome: &'static str) -> FqOutcome {
+        FqOutcome {
+            function: self.labels.function.clone(),
+            qualifier: self.labels.qualifier.clone(),
+            outcome,
+        }
+    }
+
     fn op(&self, op: &Operation) {
         let m = self.metrics;
-        let fq = [self.function, self.qualifier];
-        let t = op.op_type().as_str();
-        let st = op.sub_type.as_deref().unwrap_or("");
+        let fq = self.labels;
         let status = op.status.as_str();
-        let name = m.name_label(op.name.as_deref());
         let end = op.end.unwrap_or(op.start);
         let dur = secs(end.millis() - op.start.millis());
-        let at = secs(end.millis());
-        match &name {
-            Some(n) => {
-                m.operations_finished
-                    .with_label_values(&[self.function, self.qualifier, t, st, n, status])
-                    .inc();
-                m.observe(
-                    &m.operation_duration,
-                    "durable_operation_duration_seconds",
-                    &[self.function, self.qualifier, t, st, n],
-                    dur,
-                    self.trace_id,
-                    at,
-                );
-            }
-            None => {
-                m.operations_finished
-                    .with_label_values(&[self.function, self.qualifier, t, st, status])
-                    .inc();
-                m.observe(
-                    &m.operation_duration,
-                    "durable_operation_duration_seconds",
-                    &[self.function, self.qualifier, t, st],
-                    dur,
-                    self.trace_id,
-                    at,
-                );
-            }
-        }
+        let at = end.millis();
+        let mut labels = OpLabels {
+            function: fq.function.clone(),
+            qualifier: fq.qualifier.clone(),
+            op_type: op.op_type().as_str(),
+            subtype: op.sub_type.as_deref().unwrap_or("").into(),
+            name: m.name_label(op.name.as_deref()),
+            status: Some(status),
+        };
+        m.operations_finished.get_or_create(&labels).inc();
+        labels.status = None;
+        observe(
+            &m.operation_duration.get_or_create(&labels),
+            dur,
+            self.trace_id,
+            at,
+        );
         if op.unfinished {
             return;
         }
         match &op.details {
             Details::Wait { scheduled_end, .. } if op.status == OperationStatus::Succeeded => {
-                m.observe(
-                    &m.wait_duration,
-                    "durable_wait_duration_seconds",
-                    &fq,
-                    dur,
-                    self.trace_id,
-                    at,
-                );
+                observe(&m.wait_duration.get_or_create(fq), dur, self.trace_id, at);
                 if let Some(se) = scheduled_end {
                     let late = secs(end.millis() - se.millis()).max(0.0);
-                    m.observe(
-                        &m.wait_lateness,
-                        "durable_wait_lateness_seconds",
-                        &fq,
-                        late,
-                        self.trace_id,
-                        at,
-                    );
+                    observe(&m.wait_lateness.get_or_create(fq), late, self.trace_id, at);
                 }
             }
             Details::Callback { .. } => {
-                m.observe(
-                    &m.callback_duration,
-                    "durable_callback_duration_seconds",
-                    &[self.function, self.qualifier, status],
+                observe(
+                    &m.callback_duration
+                        .get_or_create(&self.with_outcome(status)),
                     dur,
                     self.trace_id,
                     at,
@@ -514,7 +502,7 @@ impl ExecutionObserver<'_> {
             }
             Details::ChainedInvoke { .. } => {
                 m.chained_invokes
-                    .with_label_values(&[self.function, self.qualifier, status])
+                    .get_or_create(&self.with_outcome(status))
                     .inc();
             }
             _ => {}
@@ -525,100 +513,82 @@ impl ExecutionObserver<'_> {
 impl Observer for ExecutionObserver<'_> {
     fn observe(&mut self, t: Transition<'_>) {
         let m = self.metrics;
-        let fq = [self.function, self.qualifier];
+        let fq = self.labels;
         match t {
             Transition::ExecutionStarted(_) => {
-                m.executions_started.with_label_values(&fq).inc();
+                m.executions_started.get_or_create(fq).inc();
             }
             Transition::OperationFinished(op) => self.op(op),
             Transition::AttemptEnded(_, a) => {
                 m.step_attempts
-                    .with_label_values(&[self.function, self.qualifier, a.outcome.as_str()])
+                    .get_or_create(&self.with_outcome(a.outcome.as_str()))
                     .inc();
                 if a.number > 1 {
-                    m.step_retries.with_label_values(&fq).inc();
+                    m.step_retries.get_or_create(fq).inc();
                 }
                 if a.outcome != AttemptOutcome::Interrupted {
                     let d = secs(a.end.millis() - a.start.millis());
-                    m.observe(
-                        &m.step_attempt_duration,
-                        "durable_step_attempt_duration_seconds",
-                        &fq,
+                    observe(
+                        &m.step_attempt_duration.get_or_create(fq),
                         d,
                         self.trace_id,
-                        secs(a.end.millis()),
+                        a.end.millis(),
                     );
                 }
             }
             Transition::BackoffEnded(_, b) => {
                 let d = secs(b.end.millis() - b.start.millis());
-                m.observe(
-                    &m.step_retry_backoff,
-                    "durable_step_retry_backoff_seconds",
-                    &fq,
+                observe(
+                    &m.step_retry_backoff.get_or_create(fq),
                     d,
                     self.trace_id,
-                    secs(b.end.millis()),
+                    b.end.millis(),
                 );
             }
             Transition::InvocationEnded(inv) => {
-                let status = inv.status.as_str();
-                m.invocations
-                    .with_label_values(&[self.function, self.qualifier, status])
-                    .inc();
+                let labels = self.with_status(inv.status.as_str());
+                m.invocations.get_or_create(&labels).inc();
                 if inv.exact_bounds {
                     let d = secs(inv.end.millis() - inv.start.millis());
-                    m.observe(
-                        &m.invocation_duration,
-                        "durable_invocation_duration_seconds",
-                        &[self.function, self.qualifier, status],
+                    observe(
+                        &m.invocation_duration.get_or_create(&labels),
                         d,
                         self.trace_id,
-                        secs(inv.end.millis()),
+                        inv.end.millis(),
                     );
                 }
             }
             Transition::Suspended(s) => {
                 let d = secs(s.end.millis() - s.start.millis());
-                m.observe(
-                    &m.suspension_duration,
-                    "durable_suspension_duration_seconds",
-                    &fq,
+                observe(
+                    &m.suspension_duration.get_or_create(fq),
                     d,
                     self.trace_id,
-                    secs(s.end.millis()),
+                    s.end.millis(),
                 );
             }
             Transition::ExecutionFinished(info) => {
-                let status = info.status.as_str();
-                m.executions_finished
-                    .with_label_values(&[self.function, self.qualifier, status])
-                    .inc();
+                let labels = self.with_status(info.status.as_str());
+                m.executions_finished.get_or_create(&labels).inc();
                 if let (Some(s), Some(e)) = (info.start, info.end)
                     && info.status != ExecutionStatus::Running
                 {
-                    m.observe(
-                        &m.execution_duration,
-                        "durable_execution_duration_seconds",
-                        &[self.function, self.qualifier, status],
+                    observe(
+                        &m.execution_duration.get_or_create(&labels),
                         secs(e.millis() - s.millis()),
                         self.trace_id,
-                        secs(e.millis()),
+                        e.millis(),
                     );
                 }
-                let at = info.end.map_or(0.0, |e| secs(e.millis()));
-                m.observe(
-                    &m.execution_invocations,
-                    "durable_execution_invocations",
-                    &fq,
+                let at = info.end.map_or(0, |e| e.millis());
+                observe(
+                    &m.execution_invocations.get_or_create(fq),
                     f64::from(info.invocations),
                     self.trace_id,
                     at,
                 );
-                m.observe(
-                    &m.execution_operations,
-                    "durable_execution_operations",
-                    &fq,
+                observe(
+                    &m.execution_operations.get_or_create(fq),
                     f64::from(info.operations),
                     self.trace_id,
                     at,
