@@ -33,6 +33,7 @@ pub struct ExporterMetrics {
     http_connections: IntGaugeVec,
     http_rejected: IntCounterVec,
     http_tls_failures: IntCounterVec,
+    http_refused_connections: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -212,6 +213,17 @@ impl ExporterMetrics {
                 )
                 .expect("valid metric"),
             ),
+            http_refused_connections: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "durable_exporter_http_refused_connections_total",
+                        "Connections closed as soon as accepted because the listener had its most open connections, by listener.",
+                    ),
+                    &["listener"],
+                )
+                .expect("valid metric"),
+            ),
         }
     }
 
@@ -285,6 +297,10 @@ impl ExporterMetrics {
             catch_up(
                 &self.http_tls_failures.with_label_values(&[name]),
                 l.tls_failures.load(Ordering::Relaxed),
+            );
+            catch_up(
+                &self.http_refused_connections.with_label_values(&[name]),
+                l.refused_connections.load(Ordering::Relaxed),
             );
         }
         let ex = &c.export;
