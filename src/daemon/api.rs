@@ -99,8 +99,10 @@ pub struct ApiCounters {
     by: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Seconds per request, by operation (registered with the metrics).
     pub latency: prometheus::HistogramVec,
-    /// Unix ms of the last answer that was not a transport error or a 5xx (0: none yet).
-    pub last_answer_ms: std::sync::atomic::AtomicI64,
+    /// Unix ms since which calls have gone unanswered: set when a call starts or fails while
+    /// it is 0, back to 0 by any answer (anything but a transport error or a 5xx). A daemon
+    /// with nothing to read makes no calls and keeps it at 0: quiet is not unanswered.
+    pub unanswered_since_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Default for ApiCounters {
@@ -118,12 +120,22 @@ impl Default for ApiCounters {
                 &["operation"],
             )
             .expect("valid metric"),
-            last_answer_ms: std::sync::atomic::AtomicI64::new(0),
+            unanswered_since_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
 }
 
 impl ApiCounters {
+    /// Marks `ms` as the start of unanswered calls, unless an earlier start is marked.
+    fn waiting_since(&self, ms: i64) {
+        let _ = self.unanswered_since_ms.compare_exchange(
+            0,
+            ms.max(1),
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     fn add(&self, op: &'static str, outcome: &'static str) {
         *self
             .by
@@ -354,6 +366,8 @@ impl Api {
         loop {
             self.limiter.acquire(class).await;
             let started = std::time::Instant::now();
+            let started_ms = super::now_ms();
+            self.counters.waiting_since(started_ms);
             let sent = send().await;
             self.counters
                 .latency
@@ -366,8 +380,11 @@ impl Api {
             };
             if answered {
                 self.counters
-                    .last_answer_ms
-                    .store(super::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                    .unanswered_since_ms
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                // A call that started before another one's answer cleared the mark.
+                self.counters.waiting_since(started_ms);
             }
             let err = match sent {
                 Ok(v) => {

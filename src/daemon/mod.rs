@@ -230,7 +230,6 @@ pub async fn run_embedded(
         all_counters: counters.clone(),
         metrics: metrics.clone(),
         exporter_metrics: exporter_metrics.clone(),
-        started: std::time::Instant::now(),
         ready_window: config.http.ready_window,
         api: api.clone(),
         page_size: config.poll.page_size,
