@@ -398,8 +398,12 @@ impl Api {
             attempt += 1;
             match err.kind {
                 ErrorKind::Throttled => {
-                    self.limiter.throttled(err.retry_after);
-                    tracing::debug!(operation, target, retry_after = ?err.retry_after, "throttled");
+                    self.limiter.throttled();
+                    let wait = super::limiter::retry_wait(err.retry_after);
+                    tracing::debug!(operation, target, retry_after = ?err.retry_after, ?wait, "throttled");
+                    if attempt < MAX_ATTEMPTS {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
                 ErrorKind::Server | ErrorKind::Transport => {
                     let wait = backoff(attempt);
