@@ -35,10 +35,14 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A TLS handshake that has not finished in this long is dropped.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Open connections per listener; beyond it, new ones wait in the kernel's backlog.
+/// Open connections per listener; beyond it, a new connection is closed as soon as it is
+/// accepted. Left waiting in the kernel's backlog instead, a flood of slow clients would queue
+/// every later client (a health probe too) behind a header timeout per this many connections.
 pub const MAX_CONNECTIONS: usize = 256;
 /// Request bodies larger than this get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The connection limit is logged at most this often (a flood would fill the log).
+const LIMIT_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long open connections may take to finish at shutdown.
 pub const DRAIN: Duration = Duration::from_secs(5);
 /// At most this many accepted credentials are remembered (a bcrypt check costs milliseconds
@@ -391,6 +395,8 @@ pub struct ListenerStats {
     pub open_connections: prometheus_client::metrics::gauge::Gauge,
     pub rejected_requests: prometheus_client::metrics::counter::Counter,
     pub tls_failures: prometheus_client::metrics::counter::Counter,
+    /// Connections closed at once because [`MAX_CONNECTIONS`] were open.
+    pub refused_connections: prometheus_client::metrics::counter::Counter,
 }
 
 #[derive(Clone)]
@@ -582,11 +588,9 @@ impl Listener {
             ));
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        // When the limit was last logged (at most every LIMIT_LOG_EVERY under a flood).
+        let mut limit_logged: Option<tokio::time::Instant> = None;
         loop {
-            let permit = tokio::select! {
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = stopped(&mut shutdown) => break,
-            };
             let (stream, peer) = tokio::select! {
                 a = tcp.accept() => match a {
                     Ok(a) => a,
@@ -598,6 +602,21 @@ impl Listener {
                     }
                 },
                 _ = stopped(&mut shutdown) => break,
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                stats.refused_connections.inc();
+                if limit_logged.is_none_or(|at| at.elapsed() >= LIMIT_LOG_EVERY) {
+                    limit_logged = Some(tokio::time::Instant::now());
+                    tracing::warn!(
+                        listener = name,
+                        %peer,
+                        max_connections = MAX_CONNECTIONS,
+                        refused_so_far = stats.refused_connections.get(),
+                        "connection limit reached: new connections are closed until some end"
+                    );
+                }
+                drop(stream);
+                continue;
             };
             let tls = access.borrow().web.as_ref().and_then(|w| w.tls.clone());
             let service = hyper_util::service::TowerToHyperService::new(app.clone());

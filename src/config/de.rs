@@ -268,17 +268,20 @@ pub(super) fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         super::MIN_REQUESTS_PER_SECOND,
         super::MAX_REQUESTS_PER_SECOND,
     );
+    // `{f:?}` writes 1e-300 as 1e-300; `{f}` would spell out 300 digits.
     if !f.is_finite() || f <= 0.0 {
         Err(de::Error::custom(format!(
-            "must be a finite number greater than 0; got {f}"
+            "must be a finite number greater than 0; got {f:?}"
         )))
     } else if f < min {
         Err(de::Error::custom(format!(
-            "must be at least {min} (one request every {} s); got {f}",
+            "must be at least {min} (one request every {} s); got {f:?}",
             1.0 / min
         )))
     } else if f > max {
-        Err(de::Error::custom(format!("must be at most {max}; got {f}")))
+        Err(de::Error::custom(format!(
+            "must be at most {max}; got {f:?}"
+        )))
     } else {
         Ok(f)
     }

@@ -13,7 +13,7 @@
 //! | `GET /v1/executions/{arn}` | one of them |
 //! | `GET /v1/executions/{arn}/state?MaxItems=&Marker=` | GetDurableExecutionState-shaped operations, paged |
 //! | `GET /healthz` | 200 while the process runs |
-//! | `GET /readyz` | 200 when the API answered and the exporter delivered within `http.ready_window` and checkpoints can be written, else 503 with reasons |
+//! | `GET /readyz` | 200 unless API calls have gone unanswered, or an export has been trying, for longer than `http.ready_window`, or checkpoints cannot be written; then 503 with reasons |
 //! | `GET /metrics` | Prometheus text, or OpenMetrics with exemplars when asked (`Accept: application/openmetrics-text`) |
 //!
 //! ARNs in paths are one percent-encoded segment (`/` as `%2F`), as in the Lambda API. Errors
@@ -42,7 +42,6 @@ pub struct AppState {
     pub health: Arc<super::Health>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub exporter_metrics: super::metrics::ExporterMetrics,
-    pub started: std::time::Instant,
     /// How recent an API answer and an export must be for /readyz.
     pub ready_window: std::time::Duration,
     pub lambda: Lambda,
@@ -303,15 +302,15 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: axum::http::Header
     }
 }
 
-/// Ready: the coordinator answers, checkpoints can be written, the API answered within the
-/// window (or nothing needs it), and no export has been trying for longer than the window.
+/// Ready: the coordinator answers, checkpoints can be written, no API call has gone unanswered
+/// for longer than the window, and no export has been trying for longer than the window. Quiet
+/// is not failing: a daemon with nothing to read or send is ready.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     use std::sync::atomic::Ordering;
     let mut reasons: Vec<String> = Vec::new();
-    let tracked = match ask(&state, |reply| Command::List { reply }).await {
-        Ok(v) => v.len(),
-        Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
-    };
+    if ask(&state, |reply| Command::List { reply }).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
     let window = state.ready_window.as_millis() as i64;
     let now = now_ms();
     if let Some(e) = state
@@ -325,13 +324,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             "checkpoints cannot be written, so exporting is paused: {e}"
         ));
     }
-    // A process younger than the window has not had its chance yet.
-    let young = state.started.elapsed() < state.ready_window;
-    let last_api = state.health.last_api_answer_ms.load(Ordering::Relaxed);
-    if tracked > 0 && !young && (last_api == 0 || now - last_api > window) {
+    let unanswered_since = state.health.unanswered_since_ms.load(Ordering::Relaxed);
+    if unanswered_since > 0 && now - unanswered_since > window {
         reasons.push(format!(
-            "the durable-execution API has not answered for over {} s",
-            window / 1000
+            "the durable-execution API has not answered for {} s",
+            (now - unanswered_since) / 1000
         ));
     }
     let sending_since = state.health.sending_since_ms.load(Ordering::Relaxed);

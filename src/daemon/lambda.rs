@@ -363,6 +363,8 @@ impl Lambda {
         loop {
             self.limiter.acquire(class).await;
             let started = std::time::Instant::now();
+            let started_ms = crate::clock::now_ms();
+            self.health.waiting_since(started_ms);
             let sent = send().await;
             self.metrics
                 .api_latency
@@ -375,8 +377,11 @@ impl Lambda {
             };
             if answered {
                 self.health
-                    .last_api_answer_ms
-                    .store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                    .unanswered_since_ms
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                // A call that started before another one's answer cleared the mark.
+                self.health.waiting_since(started_ms);
             }
             let err = match sent {
                 Ok(v) => {
@@ -390,8 +395,12 @@ impl Lambda {
             attempt += 1;
             match err.kind {
                 ErrorKind::Throttled => {
-                    self.limiter.throttled(err.retry_after);
-                    tracing::debug!(operation, target, retry_after = ?err.retry_after, "throttled");
+                    self.limiter.throttled();
+                    let wait = super::limiter::retry_wait(err.retry_after);
+                    tracing::debug!(operation, target, retry_after = ?err.retry_after, ?wait, "throttled");
+                    if attempt < MAX_ATTEMPTS {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
                 ErrorKind::Server | ErrorKind::Transport => {
                     let wait = backoff(attempt);

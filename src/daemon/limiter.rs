@@ -7,10 +7,13 @@
 //!   turn that has a caller waiting, first come first served within a class. A storm of
 //!   describes of new executions cannot starve the history reads of tracked ones, nor the
 //!   other way round, nor discovery either.
-//! - **Adaptation**: throttling halves the rate (and holds every caller for the service's
-//!   Retry-After, at most [`MAX_HOLD`]); each success adds back a twentieth of the ceiling
-//!   (additive increase, multiplicative decrease), never below a floor of a tenth of the
-//!   ceiling, so progress continues under any 429 storm.
+//! - **Adaptation**: throttling halves the rate; each success adds back a twentieth of the
+//!   ceiling (additive increase, multiplicative decrease), never below a floor of a tenth of the
+//!   ceiling, so progress continues under any 429 storm. The throttled call itself waits for the
+//!   service's Retry-After ([`retry_wait`], at most [`MAX_HOLD`]) before it asks for a slot
+//!   again; the others go on at the lowered rate. Holding every caller for every Retry-After
+//!   would stop all work for a second at each 429: under a storm of them the rate fell to a
+//!   few calls a second, far below the floor.
 //!
 //! One pacer task hands out every slot; a caller waits on its own oneshot (no herd of tasks
 //! woken per slot). Hand-written rather than `governor`: the rate changes at run time, a
@@ -49,8 +52,8 @@ impl Class {
 
 /// The window no more than `rate` requests may share.
 const WINDOW: Duration = Duration::from_secs(1);
-/// The longest a Retry-After holds every caller (a service asking for an hour would stop the
-/// exporter for an hour).
+/// The longest a throttled call waits for its Retry-After (a service asking for an hour would
+/// stop that call for an hour).
 pub const MAX_HOLD: Duration = Duration::from_secs(10);
 /// How far behind the schedule may fall before it is reset to now (no burst after idling).
 const SLACK: Duration = Duration::from_millis(20);
@@ -135,17 +138,14 @@ impl RateLimiter {
         let _ = rx.await;
     }
 
-    /// The service said slow down: halve the rate and hold every caller for `retry_after`.
-    pub fn throttled(&self, retry_after: Option<Duration>) {
+    /// The service said slow down: halve the rate (the next slot comes one interval of the new
+    /// rate from now at the soonest). The throttled call waits [`retry_wait`] on its own.
+    pub fn throttled(&self) {
         let mut s = self.lock();
         s.rate = (s.rate / 2.0).max(self.min_rate);
         s.throttles += 1;
         let now = Instant::now();
-        let hold = retry_after.unwrap_or(Duration::ZERO).min(MAX_HOLD);
-        s.next = s
-            .next
-            .max(now + hold)
-            .max(now + Duration::from_secs_f64(1.0 / s.rate));
+        s.next = s.next.max(now + Duration::from_secs_f64(1.0 / s.rate));
         drop(s);
         self.shared.wake.notify_one();
     }
@@ -173,6 +173,12 @@ impl RateLimiter {
     pub fn granted(&self) -> [u64; Class::ALL.len()] {
         self.lock().granted
     }
+}
+
+/// How long a throttled call waits before it asks for a slot again: the service's Retry-After,
+/// at most [`MAX_HOLD`].
+pub fn retry_wait(retry_after: Option<Duration>) -> Duration {
+    retry_after.unwrap_or(Duration::ZERO).min(MAX_HOLD)
 }
 
 /// What the pacer does next.
@@ -323,16 +329,17 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn throttling_halves_the_rate_and_holds_for_retry_after() {
+    async fn throttling_halves_the_rate_down_to_a_floor() {
         let l = RateLimiter::new(8.0);
         l.acquire(Class::Read).await;
-        l.throttled(Some(Duration::from_secs(3)));
+        l.throttled();
         assert_eq!(l.rate(), 4.0);
+        // The next slot comes at the halved rate, not at once and not after a hold.
         let t0 = Instant::now();
         l.acquire(Class::Read).await;
-        assert!(Instant::now() - t0 >= Duration::from_secs(3));
+        assert_eq!(Instant::now() - t0, Duration::from_millis(250));
         for _ in 0..7 {
-            l.throttled(None);
+            l.throttled();
         }
         // Never below the floor, a tenth of the ceiling.
         assert_eq!(l.rate(), 0.8);
@@ -341,11 +348,17 @@ mod tests {
             l.succeeded();
         }
         assert_eq!(l.rate(), 8.0);
-        // A Retry-After of an hour holds for MAX_HOLD only.
-        l.throttled(Some(Duration::from_secs(3600)));
-        let t0 = Instant::now();
-        l.acquire(Class::Read).await;
-        assert!(Instant::now() - t0 <= MAX_HOLD + Duration::from_millis(1));
+    }
+
+    #[test]
+    fn a_throttled_call_waits_its_retry_after_up_to_max_hold() {
+        assert_eq!(retry_wait(None), Duration::ZERO);
+        assert_eq!(
+            retry_wait(Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        // A Retry-After of an hour waits MAX_HOLD only.
+        assert_eq!(retry_wait(Some(Duration::from_secs(3600))), MAX_HOLD);
     }
 
     #[tokio::test(start_paused = true)]

@@ -91,6 +91,7 @@ pub struct ExporterMetrics {
     pub http_connections: Family<ListenerLabel, Gauge>,
     pub http_unauthorized: Family<ListenerLabel, Counter>,
     pub http_tls_failures: Family<ListenerLabel, Counter>,
+    pub http_refused_connections: Family<ListenerLabel, Counter>,
 }
 
 impl ExporterMetrics {
@@ -269,6 +270,12 @@ impl ExporterMetrics {
                 "TLS handshakes that failed or timed out, by listener.",
                 Family::default(),
             ),
+            http_refused_connections: register(
+                r,
+                "durable_exporter_http_refused_connections_total",
+                "Connections closed as soon as accepted because the listener had its most open connections, by listener.",
+                Family::default(),
+            ),
         };
         m.checkpoints_writable.set(1);
         for listener in ["http", "api"] {
@@ -286,6 +293,7 @@ impl ExporterMetrics {
             open_connections: self.http_connections.get_or_create_owned(&l),
             rejected_requests: self.http_unauthorized.get_or_create_owned(&l),
             tls_failures: self.http_tls_failures.get_or_create_owned(&l),
+            refused_connections: self.http_refused_connections.get_or_create_owned(&l),
         }
     }
 

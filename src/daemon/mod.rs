@@ -91,7 +91,6 @@ pub fn listener_access(config: &Config) -> Result<(Access, Access), ConfigError>
     ))
 }
 
-/// The addresses the daemon listens on (port 0 in the config becomes the real port).
 /// A started daemon: where it listens (port 0 in the config becomes the real port) and the
 /// handles of its own metrics.
 #[derive(Clone)]
@@ -113,14 +112,28 @@ async fn bind(
 /// What `/readyz` judges by, kept where it happens (not metrics: moments and an error).
 #[derive(Debug, Default)]
 pub struct Health {
-    /// Unix ms of the last API answer that was not a transport error or a 5xx (0: none yet).
-    pub last_api_answer_ms: std::sync::atomic::AtomicI64,
+    /// Unix ms since which API calls have gone unanswered: set when a call starts or fails while
+    /// it is 0, back to 0 by any answer (anything but a transport error or a 5xx). A daemon
+    /// with nothing to read makes no calls and keeps it at 0: quiet is not unanswered.
+    pub unanswered_since_ms: std::sync::atomic::AtomicI64,
     /// Unix ms since which the export in flight has been trying to deliver its spans (0:
     /// nothing in flight): a hung or failing collector shows here.
     pub sending_since_ms: std::sync::atomic::AtomicI64,
     /// Why checkpoints cannot be written now (None: they can). While set, nothing more is
     /// exported: what cannot be checkpointed would be exported again after a crash.
     pub checkpoint_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Marks `ms` as the start of unanswered calls, unless an earlier start is marked.
+    pub fn waiting_since(&self, ms: i64) {
+        let _ = self.unanswered_since_ms.compare_exchange(
+            0,
+            ms.max(1),
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
 }
 
 /// What a program embedding the daemon (the demo) changes about [`run`].
@@ -230,7 +243,6 @@ pub async fn run_embedded(
         health: health.clone(),
         metrics: metrics.clone(),
         exporter_metrics: exporter_metrics.clone(),
-        started: std::time::Instant::now(),
         ready_window: config.http.ready_window,
         lambda: lambda.clone(),
         page_size: config.poll.page_size,

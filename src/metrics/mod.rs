@@ -159,11 +159,22 @@ type GaugeFamily<L> = Family<L, Gauge>;
 /// A gauge of fractional values.
 pub type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// Registers `metric` as `name`: prometheus-client adds `_total` to counters and a full stop to
-/// help texts itself, so names and help are written here as they appear.
+/// Registers `metric` as `name`: prometheus-client adds `_total` to counters, `_seconds` to
+/// families in seconds and a full stop to help texts itself, so names and help are written here
+/// as they appear in the exposition.
 pub fn register<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
     let name = name.strip_suffix("_total").unwrap_or(name);
-    r.register(name, help.trim_end_matches('.'), metric.clone());
+    let help = help.trim_end_matches('.');
+    // OpenMetrics writes the unit of `*_seconds` families in a `# UNIT` line.
+    match name.strip_suffix("_seconds") {
+        Some(base) => r.register_with_unit(
+            base,
+            help,
+            prometheus_client::registry::Unit::Seconds,
+            metric.clone(),
+        ),
+        None => r.register(name, help, metric.clone()),
+    }
     metric
 }
 

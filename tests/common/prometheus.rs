@@ -473,7 +473,9 @@ pub async fn http_get(
     .flatten()
 }
 
-fn parse_response(buf: &[u8]) -> Option<Response> {
+/// An HTTP/1.1 response as read off the wire (head, then a body that may be chunked); None
+/// when it is not one.
+pub fn parse_response(buf: &[u8]) -> Option<Response> {
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..split]).ok()?;
     let raw = &buf[split + 4..];
