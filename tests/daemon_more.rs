@@ -481,7 +481,7 @@ async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
         &fake,
         receiver.addr,
         &[wait_arn.clone(), cb_arn.clone()],
-        "poll:\n  interval: 100ms\n  max_interval: 10s\n",
+        "poll:\n  interval: 100ms\n  max_interval: 10s\n  mode: economy\n",
     );
     let d = Daemon::start(&s, 1).await;
     let v = wait_for(

@@ -234,6 +234,11 @@ pub struct PollConfig {
     /// `interval` (for comparison: it costs many more API calls).
     #[serde(deserialize_with = "de::boolean")]
     pub adaptive: bool,
+    /// Executions suspended on something with no known time (a callback, a chained invoke):
+    /// `fresh` reads them whenever the request budget has room (at most every `interval`
+    /// each, most overdue first); `economy` backs off towards `max_interval` while nothing
+    /// happens, for fewer calls.
+    pub mode: crate::daemon::schedule::Mode,
 }
 
 /// Where spans go.
@@ -484,6 +489,7 @@ impl Default for PollConfig {
             page_size: MAX_PAGE_SIZE,
             include_execution_data: false,
             adaptive: true,
+            mode: crate::daemon::schedule::Mode::Fresh,
         }
     }
 }

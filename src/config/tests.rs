@@ -131,6 +131,7 @@ poll:
   page_size: 50
   include_execution_data: true
   adaptive: false
+  mode: economy
 otlp:
   enabled: false
   endpoint: https://collector.example.com:4318/v1/traces
@@ -187,6 +188,7 @@ metrics:
             page_size: 50,
             include_execution_data: true,
             adaptive: false,
+            mode: crate::daemon::schedule::Mode::Economy,
         },
         otlp: OtlpConfig {
             enabled: false,

@@ -3,8 +3,7 @@
 //! the collector acknowledged them. Polls, describes and discoveries run as tasks that only do
 //! I/O and report back; HTTP requests arrive as commands.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use super::checkpoint::{CheckpointStore, Cursor, Forgotten, TrackingChanges};
 use super::exporter::{Ack, ExportJob};
 use super::lambda::{ApiError, Description, ErrorKind, Lambda, Listed, Pages};
 use super::metrics::{ExporterMetrics, ResultLabel, SourceLabel, StateLabel};
+use super::schedule::{Ms, Policy, Reason, Scheduler, Waiting};
 use crate::arn::{ExecutionArn, FunctionParts};
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -36,6 +36,9 @@ const RETENTION_SWEEP: Duration = Duration::from_secs(60);
 /// The service resumes an execution a moment after its wait ended or its retry came due (the
 /// timer fires, then the function is invoked and checkpoints): the read comes this long after.
 const RESUME_GRACE: Duration = Duration::from_secs(1);
+/// Fresh mode: a suspended execution's target interval grows by `poll.interval` every this
+/// long since it suspended (callbacks are mostly answered within a minute or two).
+const HAZARD: Duration = Duration::from_secs(60);
 
 /// Where a tracked execution came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,13 +147,12 @@ struct Tracked {
     /// The marker to read from next: the page that held `read_through`.
     read_marker: Option<String>,
     in_flight: bool,
-    due: Option<Instant>,
-    idle_interval: Duration,
-    /// Reads since a wait's end or a retry's due time passed that found nothing yet.
-    overdue_reads: u32,
-    /// Why the next read was scheduled when it was (for the debug log of reads that found
-    /// nothing).
-    next_reason: &'static str,
+    /// Why the read in flight (or the last one) was scheduled, for the debug log of reads that
+    /// found nothing.
+    reason: Reason,
+    /// When (the scheduler's clock) the last read that brought new events ended: what the
+    /// execution has waited for since is "since".
+    last_news: Ms,
     last_read: Option<Instant>,
     last_error: Option<String>,
     /// Spans handed to the exporter and not acknowledged yet.
@@ -207,8 +209,10 @@ pub struct Coordinator {
     lambda: Lambda,
     store: CheckpointStore,
     tracked: HashMap<Arc<str>, Tracked>,
-    schedule: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
-    seq: u64,
+    /// Which execution to read next, and when (the policy, pure).
+    schedule: Scheduler<Arc<str>>,
+    /// The scheduler's clock starts here (its milliseconds are this instant's elapsed time).
+    epoch: Instant,
     changes: TrackingChanges,
     jobs: JoinSet<JobResult>,
     in_flight: usize,
@@ -258,8 +262,8 @@ impl Coordinator {
             lambda,
             store,
             tracked: HashMap::new(),
-            schedule: BinaryHeap::new(),
-            seq: 0,
+            schedule: Scheduler::new(policy(&config)),
+            epoch: Instant::now(),
             changes,
             jobs: JoinSet::new(),
             in_flight: 0,
@@ -393,10 +397,8 @@ impl Coordinator {
             read_marker,
             cursor,
             in_flight: false,
-            due: None,
-            idle_interval: self.config.poll.interval,
-            overdue_reads: 0,
-            next_reason: "first",
+            reason: Reason::New,
+            last_news: 0,
             last_read: None,
             last_error: None,
             unacked_jobs: 0,
@@ -409,7 +411,8 @@ impl Coordinator {
         t.labels = crate::metrics::Fq::of(&arn, t.cursor.function_arn.as_deref());
         self.tracked.insert(arn.clone(), t);
         if !finished {
-            self.schedule_at(&arn, Instant::now());
+            let now = self.mono(Instant::now());
+            self.schedule.add(arn, now, Waiting::New);
         }
     }
 
@@ -436,12 +439,19 @@ impl Coordinator {
         }
     }
 
-    fn schedule_at(&mut self, arn: &Arc<str>, at: Instant) {
-        if let Some(t) = self.tracked.get_mut(arn) {
-            t.due = Some(at);
-            self.seq += 1;
-            self.schedule.push(Reverse((at, self.seq, arn.clone())));
-        }
+    /// The scheduler's clock at `at`.
+    fn mono(&self, at: Instant) -> Ms {
+        at.saturating_duration_since(self.epoch).as_millis() as Ms
+    }
+
+    /// The scheduler's clock at a history time (wall clock).
+    fn mono_at_wall(&self, t: Timestamp) -> Ms {
+        let now = self.mono(Instant::now()) as i64;
+        (now + (t.millis() - now_ms())).max(0) as Ms
+    }
+
+    fn instant(&self, at: Ms) -> Instant {
+        self.epoch + Duration::from_millis(at)
     }
 
     /// Runs until `shutdown` turns true, then stops polling, flushes and persists.
@@ -512,8 +522,9 @@ impl Coordinator {
         );
     }
 
-    fn next_due(&self) -> Option<Instant> {
-        let mut due = self.schedule.peek().map(|Reverse((at, _, _))| *at);
+    fn next_due(&mut self) -> Option<Instant> {
+        let now = self.mono(Instant::now());
+        let mut due = self.schedule.next_wake(now).map(|at| self.instant(at));
         if !self.config.track.functions.is_empty() && !self.discovery_in_flight {
             due = Some(due.map_or(self.next_discovery, |d| d.min(self.next_discovery)));
         }
@@ -530,31 +541,26 @@ impl Coordinator {
             self.start_discovery();
         }
         let cap = self.config.otlp.max_buffered_spans;
+        let mono_now = self.mono(now);
         while self.in_flight < self.config.aws.max_concurrency {
-            let Some(Reverse((at, _, arn))) = self.schedule.peek().cloned() else {
-                break;
-            };
-            if at > now {
-                break;
-            }
             // Room in the span buffer, counting what polls in flight may still bring.
             let used = self.buffered_spans + self.reserved_spans;
             if used >= cap {
                 break;
             }
+            let Some((arn, reason)) = self.schedule.next(mono_now) else {
+                break;
+            };
             let per_page = self.config.poll.page_size as usize * SPANS_PER_EVENT;
             let max_pages = ((cap - used) / per_page).clamp(1, MAX_PAGES_PER_POLL);
-            self.schedule.pop();
             let Some(t) = self.tracked.get_mut(&arn) else {
+                self.schedule.remove(&arn);
                 continue;
             };
-            if t.due != Some(at) || t.in_flight {
-                continue; // stale entry
-            }
-            t.due = None;
-            if t.phase == Phase::Finished {
+            if t.phase == Phase::Finished || t.in_flight {
                 continue;
             }
+            t.reason = reason;
             t.in_flight = true;
             self.in_flight += 1;
             let lambda = self.lambda.clone();
@@ -674,7 +680,9 @@ impl Coordinator {
                 t.resource = resource;
                 t.labels = crate::metrics::Fq::of(&arn, cursor.function_arn.as_deref());
                 self.persist(&cursor);
-                self.schedule_at(&arn, Instant::now());
+                // Its first history read, at once.
+                let now = self.mono(Instant::now());
+                self.schedule.again_at(&arn, now, Reason::New);
             }
             Err(e) => self.on_api_error(&arn, e),
         }
@@ -695,11 +703,13 @@ impl Coordinator {
         if let Some(t) = self.tracked.get_mut(arn) {
             t.last_error = Some(e.to_string());
         }
-        self.schedule_at(arn, Instant::now() + retry);
+        let now = self.mono(Instant::now());
+        self.schedule.failed(arn, now, retry.as_millis() as Ms);
     }
 
     fn untrack(&mut self, arn: &str) -> bool {
         let existed = self.tracked.remove(arn).is_some();
+        self.schedule.remove(&Arc::from(arn));
         if let Err(e) = self.store.remove(arn) {
             tracing::error!(arn, error = %e, "could not remove the checkpoint");
         }
@@ -746,75 +756,56 @@ impl Coordinator {
             self.exporter_metrics.pages.inc_by(o.new_pages as u64);
         }
         let held = new_events && self.apply(&arn, o.events, &o.markers, &o.conflicts);
-        let Some(t) = self.tracked.get(&arn) else {
+        if !self.tracked.contains_key(&arn) {
             return;
-        };
+        }
         if let Some(e) = o.error {
             self.on_api_error(&arn, e);
             return;
         }
-        if t.fold.as_ref().is_some_and(|p| p.execution().is_finished()) {
-            // No more reading: the end is persisted when its spans are acknowledged.
-            return;
+        let now = self.mono(Instant::now());
+        if first_seen {
+            self.tracked.get_mut(&arn).expect("present").last_news = now;
+        } else if let Some(t) = self.tracked.get(&arn) {
+            tracing::debug!(execution = %arn, scheduled_as = t.reason.as_str(), "read found nothing new");
         }
-        // Cut short by the buffer's room: go on as soon as there is room again.
-        let next = if o.truncated && new_events {
-            Instant::now()
+        let Some(t) = self.tracked.get(&arn) else {
+            return;
+        };
+        if o.truncated && new_events {
+            // Cut short by the buffer's room: go on as soon as there is room again.
+            self.schedule.again_at(&arn, now, Reason::Running);
         } else if held {
             // Read the held-back event again soon, whatever the fold waits for.
-            Instant::now() + CHAINED_INVOKE_HOLD
+            let at = now + CHAINED_INVOKE_HOLD.as_millis() as Ms;
+            self.schedule.again_at(&arn, at, Reason::Running);
         } else {
-            self.next_poll(&arn, new_events)
-        };
-        self.schedule_at(&arn, next);
+            let waiting = self.waiting(t);
+            self.schedule.read(&arn, now, first_seen, waiting);
+        }
     }
 
-    /// When to read again: at the interval while the execution runs; backing off while nothing
-    /// happens; just after a wait's end or a retry's due time when that is all it waits for
-    /// (never later than `poll.max_interval`, since a callback can come at any moment).
-    fn next_poll(&mut self, arn: &Arc<str>, new_events: bool) -> Instant {
-        let interval = self.config.poll.interval;
-        let max = self.config.poll.max_interval;
-        let now = Instant::now();
-        let Some(t) = self.tracked.get_mut(arn) else {
-            return now + interval;
-        };
-        if new_events {
-            t.idle_interval = interval;
-            t.overdue_reads = 0;
-        } else {
-            t.idle_interval = (t.idle_interval * 2).min(max);
-            tracing::debug!(execution = %arn, scheduled_as = t.next_reason, "read found nothing new");
-        }
+    /// What the execution waits for now, as its fold says: the scheduler's input.
+    fn waiting(&self, t: &Tracked) -> Waiting {
         let Some(fold) = t.fold.as_ref().map(Pipeline::execution) else {
-            t.next_reason = "describing";
-            return now + interval;
+            // Read, but no event yet (an execution that has not started).
+            return Waiting::Running;
         };
+        if fold.is_finished() {
+            // No more reading: the end is persisted when its spans are acknowledged.
+            return Waiting::Done;
+        }
         if !self.config.poll.adaptive || !fold.is_suspended() {
-            t.next_reason = "running";
-            return now + interval;
+            return Waiting::Running;
         }
-        let mut wait = t.idle_interval;
-        t.next_reason = "suspended";
-        if let Some(at) = fold.next_change() {
-            let until_ms = at.millis() - now_ms();
-            if fold.waits_only_for_known_times() {
-                wait = if until_ms > 0 {
-                    t.next_reason = "due";
-                    Duration::from_millis(until_ms as u64) + RESUME_GRACE
-                } else {
-                    // Due, and not resumed yet: soon again, backing off towards the interval.
-                    t.next_reason = "overdue";
-                    let w = RESUME_GRACE * 2u32.saturating_pow(t.overdue_reads.min(8));
-                    t.overdue_reads += 1;
-                    w.min(interval)
-                };
-            } else {
-                let until = Duration::from_millis(until_ms.max(0) as u64);
-                wait = wait.min(until.max(interval));
-            }
+        let next = fold.next_change().map(|at| self.mono_at_wall(at));
+        match next {
+            Some(at) if fold.waits_only_for_known_times() => Waiting::At(at),
+            until => Waiting::Unknown {
+                since: t.last_news,
+                until,
+            },
         }
-        now + wait.min(max)
     }
 
     /// Folds new events. Spans go to the exporter in jobs of at most `otlp.max_batch_size`
@@ -971,7 +962,6 @@ impl Coordinator {
             t.cursor.finished_status = Some(fold.info().status.as_str().to_owned());
             t.cursor.finished_at_ms = Some(now_ms());
             t.phase = Phase::Finished;
-            t.due = None;
             tracing::info!(arn = %ack.arn, status = fold.info().status.as_str(), "execution ended; stopped polling it");
         }
         // The snapshot goes to disk with the cursor; memory keeps the live fold only.
@@ -1227,8 +1217,10 @@ impl Coordinator {
             last_event_id: t.cursor.last_event_id,
             read_event_id: t.read_through.max(t.cursor.last_event_id),
             seconds_since_last_read: t.last_read.map(|r| (now - r).as_secs_f64()),
-            next_poll_in_seconds: t
-                .due
+            next_poll_in_seconds: self
+                .schedule
+                .next_read_at(&t.arn)
+                .map(|at| self.instant(at))
                 .map(|d| d.saturating_duration_since(now).as_secs_f64()),
             last_error: t.last_error.clone(),
         }
@@ -1237,6 +1229,7 @@ impl Coordinator {
     /// New executions of the configuration are tracked (ones no longer listed are read until
     /// they end), new functions are listed at once, and the schedule follows the new `poll.*`.
     fn reconfigure(&mut self, config: Arc<Config>) {
+        self.schedule.set_policy(policy(&config));
         let functions_changed = config.track.functions != self.config.track.functions;
         let interval = config.track.discovery_interval;
         self.config = config;
@@ -1345,6 +1338,17 @@ impl Coordinator {
                 let _ = reply.send(());
             }
         }
+    }
+}
+
+/// The scheduling policy the configuration asks for.
+fn policy(config: &Config) -> Policy {
+    Policy {
+        mode: config.poll.mode,
+        interval: config.poll.interval.as_millis() as Ms,
+        max_interval: config.poll.max_interval.as_millis() as Ms,
+        grace: RESUME_GRACE.as_millis() as Ms,
+        hazard: HAZARD.as_millis() as Ms,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod lambda;
 pub mod limiter;
 pub mod metrics;
 pub mod reload;
+pub mod schedule;
 
 use std::future::Future;
 use std::sync::Arc;
