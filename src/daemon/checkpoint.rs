@@ -245,6 +245,44 @@ impl CheckpointStore {
         self.write_atomic(&path, &body)
     }
 
+    /// Writes every cursor and removes the files of `removed` as one group: every file written
+    /// to a temporary file and fsynced, then all renamed, then the folder fsynced once (a crash
+    /// leaves each file old or new, never half). An error fails the whole group; writing it
+    /// again is harmless.
+    pub fn write_group(&self, saves: &[Cursor], removed: &[String]) -> Result<(), CheckpointError> {
+        let mut staged = Vec::with_capacity(saves.len());
+        for cursor in saves {
+            let path = self.cursor_path(&cursor.arn);
+            let err = |source| CheckpointError::Write {
+                path: path.clone(),
+                source,
+            };
+            let body = serde_json::to_vec(&CursorFile::V1(cursor.clone()))
+                .map_err(|e| err(std::io::Error::other(e)))?;
+            let parent = path.parent().unwrap_or(&self.dir);
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempfile_in(parent)
+                .map_err(err)?;
+            tmp.write_all(&body).map_err(err)?;
+            tmp.as_file().sync_all().map_err(err)?;
+            staged.push((tmp, path));
+        }
+        for (tmp, path) in staged {
+            tmp.persist(&path).map_err(|e| CheckpointError::Write {
+                path: path.clone(),
+                source: e.error,
+            })?;
+        }
+        for arn in removed {
+            self.remove(arn)?;
+        }
+        if let Ok(d) = fs::File::open(self.dir.join("executions")) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
     pub fn remove(&self, arn: &str) -> Result<(), CheckpointError> {
         let path = self.cursor_path(arn);
         match fs::remove_file(&path) {
@@ -313,6 +351,183 @@ impl CheckpointStore {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+}
+
+/// What the coordinator asks of the [`Writer`].
+#[derive(Debug)]
+enum Write {
+    Save(Cursor),
+    Remove(String),
+    /// Answered once everything asked before it is on disk.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Writes cursors off the coordinator, in groups: whatever is asked while a group is being
+/// written goes into the next one. A barrier is answered once everything asked before it is on
+/// disk, which is how the exporter is held (it sends no batch before the last one's positions
+/// are written). When writes fail, the writer keeps the newest cursor of each execution, says
+/// so ([`Health::checkpoint_error`](super::Health), `durable_exporter_checkpoints_writable`)
+/// and tries again, doubling from 0.5 s to 10 s, with the barriers waiting.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    tx: tokio::sync::mpsc::UnboundedSender<Write>,
+}
+
+impl Writer {
+    /// Starts the writer task.
+    pub fn spawn(
+        store: CheckpointStore,
+        metrics: super::metrics::ExporterMetrics,
+        health: std::sync::Arc<super::Health>,
+    ) -> (Writer, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(write_loop(rx, store, metrics, health));
+        (Writer { tx }, task)
+    }
+
+    pub fn save(&self, cursor: Cursor) {
+        let _ = self.tx.send(Write::Save(cursor));
+    }
+
+    pub fn remove(&self, arn: &str) {
+        let _ = self.tx.send(Write::Remove(arn.to_owned()));
+    }
+
+    /// `done` is answered once everything asked before it is on disk (dropped, unanswered, if
+    /// the writer stops first).
+    pub fn barrier(&self, done: tokio::sync::oneshot::Sender<()>) {
+        let _ = self.tx.send(Write::Barrier(done));
+    }
+}
+
+const WRITE_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(500);
+const WRITE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What is asked and not written yet.
+#[derive(Default)]
+struct Pending {
+    saves: std::collections::BTreeMap<String, Cursor>,
+    removed: std::collections::BTreeSet<String>,
+    barriers: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Pending {
+    fn absorb(&mut self, w: Write) {
+        match w {
+            Write::Save(c) => {
+                self.removed.remove(&c.arn);
+                self.saves.insert(c.arn.clone(), c);
+            }
+            Write::Remove(arn) => {
+                self.saves.remove(&arn);
+                self.removed.insert(arn);
+            }
+            Write::Barrier(b) => self.barriers.push(b),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.saves.is_empty() && self.removed.is_empty() && self.barriers.is_empty()
+    }
+}
+
+async fn write_loop(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Write>,
+    store: CheckpointStore,
+    metrics: super::metrics::ExporterMetrics,
+    health: std::sync::Arc<super::Health>,
+) {
+    let mut pending = Pending::default();
+    let mut wait = WRITE_RETRY_MIN;
+    let mut open = true;
+    loop {
+        if pending.is_empty() {
+            if !open {
+                return;
+            }
+            match rx.recv().await {
+                Some(w) => pending.absorb(w),
+                None => return,
+            }
+        }
+        while let Ok(w) = rx.try_recv() {
+            pending.absorb(w);
+        }
+        let saves: Vec<Cursor> = pending.saves.values().cloned().collect();
+        let removed: Vec<String> = pending.removed.iter().cloned().collect();
+        let s = store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            s.write_group(&saves, &removed).map(|()| saves.len())
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(CheckpointError::Write {
+                path: store.dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        });
+        match written {
+            Ok(n) => {
+                metrics.checkpoint_writes.inc_by(n as u64);
+                pending.saves.clear();
+                pending.removed.clear();
+                for b in pending.barriers.drain(..) {
+                    let _ = b.send(());
+                }
+                let was_failing = health
+                    .checkpoint_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .is_some();
+                if was_failing {
+                    metrics.checkpoints_writable.set(1);
+                    tracing::info!("checkpoints are written again: exporting resumes");
+                }
+                wait = WRITE_RETRY_MIN;
+            }
+            Err(e) => {
+                metrics.checkpoint_failures.inc();
+                metrics.checkpoints_writable.set(0);
+                let first = health
+                    .checkpoint_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .replace(e.to_string())
+                    .is_none();
+                if first {
+                    tracing::error!(error = %e, "checkpoint write failed: exporting pauses until checkpoints can be written again (spans wait in the buffer; nothing is lost)");
+                }
+                if !open {
+                    // Shutting down: the positions stay as they were on disk, and what their
+                    // spans' acknowledgements moved is read and sent again after the restart.
+                    tracing::error!(
+                        cursors = pending.saves.len(),
+                        "shutting down while checkpoints cannot be written: their spans are read and sent again after the restart"
+                    );
+                    return;
+                }
+                // Wait, taking what else is asked meanwhile (the stop included).
+                let until = tokio::time::Instant::now() + wait;
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => break,
+                        w = rx.recv() => match w {
+                            Some(w) => pending.absorb(w),
+                            None => {
+                                open = false;
+                                break;
+                            }
+                        },
+                    }
+                }
+                wait = (wait * 2).min(WRITE_RETRY_MAX);
+            }
+        }
+        if rx.is_closed() && rx.is_empty() {
+            open = false;
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::Health;
-use super::checkpoint::{CheckpointStore, Cursor, Forgotten, TrackingChanges};
+use super::checkpoint::{CheckpointStore, Cursor, Forgotten, TrackingChanges, Writer};
 use super::exporter::{Ack, ExportJob};
 use super::lambda::{ApiError, Description, ErrorKind, Lambda, Listed, Pages};
 use super::metrics::{ExporterMetrics, ResultLabel, SourceLabel, StateLabel};
@@ -223,19 +223,12 @@ pub struct Coordinator {
     health: Arc<Health>,
     next_discovery: Instant,
     discovery_in_flight: bool,
-    /// Cursors whose write failed (the newest of each), written again at `retry_writes`.
-    unsaved: HashMap<Arc<str>, Cursor>,
+    /// Writes the cursors, off this task, in groups (None once shutting down).
+    writer: Option<Writer>,
+    writer_task: Option<tokio::task::JoinHandle<()>>,
     /// `tracked.json` could not be written and must be again.
     tracking_unsaved: bool,
-    /// Batches acknowledged by the collector whose checkpoints are not on disk yet: the
-    /// exporter sends nothing more until they are.
-    held_batches: Vec<oneshot::Sender<()>>,
-    retry_writes: Option<(Instant, Duration)>,
 }
-
-/// The first retry of a failed checkpoint write, doubling up to [`WRITE_RETRY_MAX`].
-const WRITE_RETRY_MIN: Duration = Duration::from_millis(500);
-const WRITE_RETRY_MAX: Duration = Duration::from_secs(10);
 
 impl Coordinator {
     /// Loads checkpoints and tracking changes and builds the tracked set.
@@ -273,11 +266,17 @@ impl Coordinator {
             health,
             next_discovery: Instant::now(),
             discovery_in_flight: false,
-            unsaved: HashMap::new(),
+            writer: None,
+            writer_task: None,
             tracking_unsaved: false,
-            held_batches: Vec::new(),
-            retry_writes: None,
         };
+        let (writer, task) = Writer::spawn(
+            me.store.clone(),
+            me.exporter_metrics.clone(),
+            me.health.clone(),
+        );
+        me.writer = Some(writer);
+        me.writer_task = Some(task);
         for c in corrupt_cursors {
             tracing::error!(path = %c.path.display(), moved_to = ?c.moved_to, reason = %c.reason, "unreadable checkpoint moved aside; that execution is read again from the start if still tracked");
             me.exporter_metrics.checkpoint_failures.inc();
@@ -479,8 +478,12 @@ impl Coordinator {
                     }
                 }
                 Some(cmd) = commands.recv() => self.on_command(cmd),
-                _ = sweep.tick() => self.sweep_retention(),
-                _ = sleep_until_opt(self.retry_writes.map(|(at, _)| at)) => self.retry_unsaved(),
+                _ = sweep.tick() => {
+                    if self.tracking_unsaved {
+                        let _ = self.save_changes();
+                    }
+                    self.sweep_retention();
+                }
                 _ = sleep_until_opt(next_due) => {}
             }
         }
@@ -497,15 +500,20 @@ impl Coordinator {
         self.jobs.abort_all();
         // Closing the channel makes the exporter flush and end.
         self.export_tx = None;
-        self.give_up_held_batches();
         while let Ok(Some(ack)) = tokio::time::timeout_at(deadline, acks.recv()).await {
             self.on_ack(ack);
-            self.give_up_held_batches();
         }
         if tokio::time::timeout_at(deadline, exporter).await.is_err() {
             tracing::warn!(
                 "the exporter did not finish in time; unacknowledged spans will be sent again after the restart"
             );
+        }
+        // The writer writes what is left (once more if writes fail) and ends.
+        self.writer = None;
+        if let Some(task) = self.writer_task.take()
+            && tokio::time::timeout_at(deadline, task).await.is_err()
+        {
+            tracing::warn!("the checkpoint writer did not finish in time");
         }
         let pending: usize = self.tracked.values().map(|t| t.unacked_jobs).sum();
         let m = &self.exporter_metrics;
@@ -710,8 +718,8 @@ impl Coordinator {
     fn untrack(&mut self, arn: &str) -> bool {
         let existed = self.tracked.remove(arn).is_some();
         self.schedule.remove(&Arc::from(arn));
-        if let Err(e) = self.store.remove(arn) {
-            tracing::error!(arn, error = %e, "could not remove the checkpoint");
+        if let Some(w) = &self.writer {
+            w.remove(arn);
         }
         existed
     }
@@ -879,7 +887,9 @@ impl Coordinator {
                 for a in &found.anomalies {
                     report_anomaly(&counters, arn, a);
                 }
-                if pipeline.spans().len() >= max_batch {
+                // Cut before the next event could take the job past a batch: an export
+                // batch is whole jobs, and a crash repeats at most the batch in flight.
+                if pipeline.spans().len() + SPANS_PER_EVENT > max_batch {
                     jobs.push(job(pipeline.take_spans(), t.read_through, &t.read_marker));
                 }
             }
@@ -928,12 +938,9 @@ impl Coordinator {
     fn on_ack(&mut self, mut ack: Ack) {
         let persisted = ack.persisted.take();
         self.record_ack(ack);
-        if let Some(p) = persisted {
-            if self.unsaved.is_empty() && !self.tracking_unsaved {
-                let _ = p.send(());
-            } else {
-                self.held_batches.push(p);
-            }
+        // Answered once the positions the batch moved are on disk.
+        if let (Some(p), Some(w)) = (persisted, &self.writer) {
+            w.barrier(p);
         }
     }
 
@@ -973,99 +980,34 @@ impl Coordinator {
     }
 
     fn persist(&mut self, cursor: &Cursor) {
-        match self.store.save(cursor) {
-            Ok(()) => {
-                self.exporter_metrics.checkpoint_writes.inc();
-                self.unsaved.remove(cursor.arn.as_str());
-            }
-            Err(e) => {
-                self.write_failed(&e);
-                self.unsaved
-                    .insert(Arc::from(cursor.arn.as_str()), cursor.clone());
-            }
+        if let Some(w) = &self.writer {
+            w.save(cursor.clone());
         }
     }
 
-    /// Writes `tracked.json`; on failure it is written again with the cursors.
+    /// Writes `tracked.json` (a registration is answered only once it is on disk); a failure
+    /// is counted, said by /readyz, and written again at the next sweep.
     fn save_changes(&mut self) -> Result<(), String> {
-        match self.store.save_tracking(&self.changes) {
+        let written = tokio::task::block_in_place(|| self.store.save_tracking(&self.changes));
+        let mut error = self
+            .health
+            .tracking_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match written {
             Ok(()) => {
                 self.tracking_unsaved = false;
+                *error = None;
                 Ok(())
             }
             Err(e) => {
-                self.write_failed(&e);
+                self.exporter_metrics.checkpoint_failures.inc();
+                if error.replace(e.to_string()).is_none() {
+                    tracing::error!(error = %e, "cannot write tracked.json: run-time registrations are refused (503) until it can be written");
+                }
                 self.tracking_unsaved = true;
                 Err(e.to_string())
             }
-        }
-    }
-
-    fn write_failed(&mut self, e: &super::checkpoint::CheckpointError) {
-        self.exporter_metrics.checkpoint_failures.inc();
-        self.exporter_metrics.checkpoints_writable.set(0);
-        let first = {
-            let mut error = self
-                .health
-                .checkpoint_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            error.replace(e.to_string()).is_none()
-        };
-        if first {
-            tracing::error!(error = %e, "checkpoint write failed: exporting pauses until checkpoints can be written again (spans wait in the buffer; nothing is lost)");
-        }
-        if self.retry_writes.is_none() {
-            self.retry_writes = Some((Instant::now() + WRITE_RETRY_MIN, WRITE_RETRY_MIN));
-        }
-    }
-
-    /// At shutdown: one more try to write what could not be written; if that fails too, the
-    /// held batches are let go, which stops the exporter (it sends nothing more without its
-    /// answer): what their acknowledgements moved is read and sent again after the restart.
-    fn give_up_held_batches(&mut self) {
-        if self.held_batches.is_empty() {
-            return;
-        }
-        self.retry_writes
-            .get_or_insert((Instant::now(), WRITE_RETRY_MIN));
-        self.retry_unsaved();
-        if !self.held_batches.is_empty() {
-            tracing::error!(
-                batches = self.held_batches.len(),
-                "shutting down while checkpoints cannot be written: their spans are read and sent again after the restart"
-            );
-            self.held_batches.clear();
-        }
-    }
-
-    /// Writes again what could not be written; once everything is on disk, the held batches go.
-    fn retry_unsaved(&mut self) {
-        let Some((_, wait)) = self.retry_writes.take() else {
-            return;
-        };
-        let pending: Vec<Cursor> = self.unsaved.values().cloned().collect();
-        for c in pending {
-            self.persist(&c);
-        }
-        if self.tracking_unsaved {
-            let _ = self.save_changes();
-        }
-        if self.unsaved.is_empty() && !self.tracking_unsaved {
-            self.retry_writes = None;
-            *self
-                .health
-                .checkpoint_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = None;
-            self.exporter_metrics.checkpoints_writable.set(1);
-            tracing::info!("checkpoints are written again: exporting resumes");
-            for p in self.held_batches.drain(..) {
-                let _ = p.send(());
-            }
-        } else {
-            let wait = (wait * 2).min(WRITE_RETRY_MAX);
-            self.retry_writes = Some((Instant::now() + wait, wait));
         }
     }
 

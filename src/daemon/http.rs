@@ -324,6 +324,17 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             "checkpoints cannot be written, so exporting is paused: {e}"
         ));
     }
+    if let Some(e) = state
+        .health
+        .tracking_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        reasons.push(format!(
+            "tracked.json cannot be written, so run-time registrations are refused: {e}"
+        ));
+    }
     let unanswered_since = state.health.unanswered_since_ms.load(Ordering::Relaxed);
     if unanswered_since > 0 && now - unanswered_since > window {
         reasons.push(format!(

@@ -123,6 +123,8 @@ pub struct Health {
     /// Why checkpoints cannot be written now (None: they can). While set, nothing more is
     /// exported: what cannot be checkpointed would be exported again after a crash.
     pub checkpoint_error: std::sync::Mutex<Option<String>>,
+    /// Why `tracked.json` cannot be written now: run-time registrations are refused.
+    pub tracking_error: std::sync::Mutex<Option<String>>,
 }
 
 impl Health {
