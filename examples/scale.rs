@@ -57,6 +57,13 @@ struct Args {
     /// poll.adaptive: wait-aware scheduling and idle back-off.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     adaptive: bool,
+    /// poll.mode (fresh or economy); left out of the config when not given, so that builds
+    /// from before the key existed run the same load.
+    #[arg(long)]
+    mode: Option<String>,
+    /// A name for the run, copied into the results.
+    #[arg(long)]
+    label: Option<String>,
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// Also write the results here as JSON.
@@ -154,6 +161,7 @@ struct Snapshot {
     all_calls: f64,
     pages: f64,
     events: f64,
+    tracked: f64,
     cpu: f64,
 }
 
@@ -173,6 +181,7 @@ async fn snapshot(metrics: SocketAddr, pid: u32) -> Snapshot {
             &[],
         ),
         events: metric(&text, "durable_exporter_events_processed_total", &[]),
+        tracked: metric(&text, "durable_exporter_tracked_executions", &[]),
         cpu: proc_stats(pid).map_or(0.0, |s| s.2),
     }
 }
@@ -208,13 +217,16 @@ fn start_daemon(
             .collect()
     });
     let config = format!(
-        "aws:\n  region: us-east-1\n  endpoint_url: {}\n  max_requests_per_second: {}\n  max_concurrency: 32\ntrack:\n  functions:\n{}  discovery_interval: 15s\npoll:\n  interval: {}ms\n  max_interval: {}ms\n  adaptive: {}\notlp:\n  endpoint: http://{otlp}\n  protocol: grpc\ncheckpoint:\n  dir: {}\nhttp:\n  listen: {metrics}\n",
+        "aws:\n  region: us-east-1\n  endpoint_url: {}\n  max_requests_per_second: {}\n  max_concurrency: 32\ntrack:\n  functions:\n{}  discovery_interval: 15s\npoll:\n  interval: {}ms\n  max_interval: {}ms\n  adaptive: {}\n{}otlp:\n  endpoint: http://{otlp}\n  protocol: grpc\ncheckpoint:\n  dir: {}\nhttp:\n  listen: {metrics}\n",
         sim.endpoint_url(),
         args.rate,
         functions.concat(),
         args.interval.as_millis(),
         args.max_interval.as_millis(),
         args.adaptive,
+        args.mode
+            .as_ref()
+            .map_or(String::new(), |m| format!("  mode: {m}\n")),
         dir.join("checkpoints").display(),
     );
     let path = dir.join("config.yaml");
@@ -316,7 +328,7 @@ async fn main() {
         }
     }
     let last = snapshot(metrics, pid).await;
-    let (_, hwm, _) = proc_stats(pid).unwrap_or_default();
+    let (last_rss, hwm, _) = proc_stats(pid).unwrap_or_default();
     peak_rss = peak_rss.max(hwm);
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -338,6 +350,9 @@ async fn main() {
         results.insert(k.to_owned(), v);
     };
     put("adaptive", args.adaptive.into());
+    put("mode", args.mode.clone().into());
+    put("label", args.label.clone().into());
+    put("binary", args.bin.display().to_string().into());
     put("executions_at_start", args.executions.into());
     put(
         "running_in_window_min_avg_max",
@@ -374,6 +389,19 @@ async fn main() {
     put(
         "daemon_cpu_percent_of_one_core",
         ((last.cpu - first.cpu) / window * 100.0).into(),
+    );
+    put(
+        "daemon_cpu_ms_per_api_call",
+        ((last.cpu - first.cpu) * 1000.0 / all_calls.max(1.0)).into(),
+    );
+    put(
+        "budget_used_percent",
+        (all_calls / window / args.rate * 100.0).into(),
+    );
+    put("tracked_at_end", last.tracked.into());
+    put(
+        "rss_kib_per_tracked_execution",
+        (last_rss as f64 / last.tracked.max(1.0)).into(),
     );
     put(
         "max_requests_in_one_second",

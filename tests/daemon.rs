@@ -758,3 +758,86 @@ async fn a_conflicting_copy_of_an_event_is_reported_and_the_first_copy_exported(
     reported.sort_unstable();
     assert_eq!(reported, [20, 24], "{logs}");
 }
+
+/// A look at an execution whose read position sits deep in a large page asks for the newest 16
+/// events (`ReverseOrder=true`) instead of reading the whole page again: no news costs one small
+/// answer, news that fits in it is taken from it, and more news is read forward as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looks_deep_in_a_large_page_probe_the_tail() {
+    let fake = FakeApi::start().await;
+    let receiver = common::otlp::grpc().await;
+    let execs = executions(1, 80);
+    let (a, events) = &execs[0];
+    assert!(events.len() > 200, "{} events", events.len());
+    add_all_visible(&fake, &execs, 150);
+    let s = setup(
+        &fake,
+        receiver.addr,
+        std::slice::from_ref(a),
+        "poll:\n  page_size: 1000\n",
+    );
+    let d = Daemon::start_json(&s, 1).await;
+    let read_to = |n: usize| {
+        let a = a.clone();
+        move |v: &Views| v.get(&a).is_some_and(|x| x.read >= n as u64)
+    };
+    wait_for(&d, s.api, Duration::from_secs(20), "150 read", read_to(150)).await;
+    let history = |fake: &FakeApi| -> Vec<(bool, Option<String>, Option<String>)> {
+        fake.requests()
+            .iter()
+            .filter(|r| r.op == GET_HISTORY)
+            .map(|r| {
+                (
+                    r.param("ReverseOrder") == Some("true"),
+                    r.param("MaxItems").map(str::to_owned),
+                    r.param("Marker").map(str::to_owned),
+                )
+            })
+            .collect()
+    };
+
+    // No news: every look is a tail probe of 16 events.
+    fake.reset_log();
+    assert!(
+        fake.wait_for_requests(GET_HISTORY, 4, Duration::from_secs(10))
+            .await
+    );
+    let idle = history(&fake);
+    assert!(
+        idle.iter()
+            .all(|(rev, max, m)| *rev && max.as_deref() == Some("16") && m.is_none()),
+        "{idle:?}"
+    );
+
+    // Five new events: taken from the probe, no forward read.
+    fake.reset_log();
+    fake.reveal(a, 155);
+    wait_for(&d, s.api, Duration::from_secs(20), "155 read", read_to(155)).await;
+    let few = history(&fake);
+    assert!(few.iter().all(|(rev, _, _)| *rev), "{few:?}");
+
+    // Forty new events: more than the probe holds, so the position's page is read forward.
+    fake.reset_log();
+    fake.reveal(a, 195);
+    wait_for(&d, s.api, Duration::from_secs(20), "195 read", read_to(195)).await;
+    let many = history(&fake);
+    let first_forward = many.iter().position(|(rev, _, _)| !rev);
+    assert!(
+        first_forward.is_some_and(|i| i > 0 && many[i].1.as_deref() == Some("1000")),
+        "a probe, then the page forward: {many:?}"
+    );
+
+    fake.reveal_all(a);
+    wait_for(
+        &d,
+        s.api,
+        Duration::from_secs(20),
+        "the execution to end",
+        all_finished(&execs),
+    )
+    .await;
+    let (got, repeats) = received(&receiver);
+    assert_eq!(repeats, 0);
+    assert_exact(&expected(&execs), &got);
+    assert!(d.terminate(Duration::from_secs(25)).await.success());
+}

@@ -27,6 +27,12 @@ use crate::time::Timestamp;
 use crate::trace::ids::TraceHeader;
 use crate::trace::{Resource, TraceOptions};
 
+/// A look at an execution whose read position sits this many events into its page probes the
+/// newest events first (`ReverseOrder=true`, [`PROBE_ITEMS`] of them) instead of reading the
+/// page again from its start: news that fits in the probe is taken from it, more news is read
+/// forward as before, and no news cost one small answer instead of a page.
+const PROBE_ABOVE: usize = 64;
+const PROBE_ITEMS: u32 = 16;
 /// Upper bound on pages read by one poll (1000 events each): a bound, not a limit anyone meets.
 const MAX_PAGES_PER_POLL: usize = 1000;
 /// Spans one event can complete, at most in practice (a step's last attempt and the step).
@@ -166,6 +172,11 @@ struct Tracked {
     held: Option<(u64, u32)>,
     /// The highest EventId any read brought (held-back events are read again).
     fetched_through: u64,
+    /// Events the page at `read_marker` holds up to `read_through`: what a look from the
+    /// marker reads again.
+    page_events: usize,
+    /// The endpoint answers `ReverseOrder` (probing the tail works).
+    probe: bool,
 }
 
 /// How many reads a ChainedInvokeStarted without DurableExecutionArn is held back (with the
@@ -193,6 +204,11 @@ struct PollOutcome {
     marker_fallback: bool,
     /// The page budget ran out before the last page.
     truncated: bool,
+    /// Events of the last page read that were already read: how much the next look at that
+    /// page re-reads (above [`PROBE_ABOVE`], the next look probes the tail first).
+    reread: usize,
+    /// The tail probe answered in forward order (the endpoint ignores `ReverseOrder`).
+    probe_unsupported: bool,
     /// Pages that brought new events.
     new_pages: usize,
     skipped: Vec<String>,
@@ -405,6 +421,8 @@ impl Coordinator {
             labels: crate::metrics::Fq::of(&arn, None),
             held: None,
             fetched_through: 0,
+            page_events: 0,
+            probe: true,
         };
         let mut t = t;
         t.labels = crate::metrics::Fq::of(&arn, t.cursor.function_arn.as_deref());
@@ -580,16 +598,19 @@ impl Coordinator {
                     });
                 }
                 Phase::Live => {
-                    let marker = t.read_marker.clone();
-                    let after = t.read_through;
-                    let page_size = self.config.poll.page_size;
-                    let data = self.config.poll.include_execution_data;
+                    let look = Look {
+                        marker: t.read_marker.clone(),
+                        after: t.read_through,
+                        page_size: self.config.poll.page_size,
+                        include_data: self.config.poll.include_execution_data,
+                        max_pages,
+                        probe: t.probe && t.page_events > PROBE_ABOVE,
+                    };
                     let reserve = max_pages * per_page;
                     t.reserved = reserve;
                     self.reserved_spans += reserve;
                     self.jobs.spawn(async move {
-                        let o =
-                            poll(&lambda, &arn, marker, after, page_size, data, max_pages).await;
+                        let o = poll(&lambda, &arn, look).await;
                         JobResult::Polled(arn, o)
                     });
                 }
@@ -735,6 +756,15 @@ impl Coordinator {
         self.reserved_spans = self
             .reserved_spans
             .saturating_sub(std::mem::take(&mut t.reserved));
+        if o.probe_unsupported {
+            t.probe = false;
+            tracing::info!(arn = %arn, "the API ignores ReverseOrder: looks read the position's page again");
+        }
+        // A tail answer keeps the page, which now holds the news too.
+        t.page_events = match o.reread {
+            usize::MAX => t.page_events + o.events.len(),
+            n => n,
+        };
         if o.marker_fallback {
             self.exporter_metrics.marker_fallbacks.inc();
             tracing::info!(arn = %arn, "marker rejected or expired: read again from the start");
@@ -1354,25 +1384,79 @@ fn report_anomaly(metrics: &ExporterMetrics, arn: &str, a: &Anomaly) {
     tracing::warn!(arn = %arn, event_id = a.event_id, kind = a.kind.as_str(), "{}", a.message);
 }
 
-async fn poll(
-    lambda: &Lambda,
-    arn: &str,
-    start_marker: Option<String>,
+/// One look at an execution's history.
+struct Look {
+    /// The marker of the page that holds `after` (None: the first page).
+    marker: Option<String>,
+    /// The last EventId read.
     after: u64,
     page_size: u32,
     include_data: bool,
     max_pages: usize,
-) -> PollOutcome {
+    /// Probe the newest events first (the page at `marker` is large).
+    probe: bool,
+}
+
+async fn poll(lambda: &Lambda, arn: &str, look: Look) -> PollOutcome {
+    let Look {
+        marker: start_marker,
+        after,
+        page_size,
+        include_data,
+        max_pages,
+        probe,
+    } = look;
     let mut out = PollOutcome {
         events: Vec::new(),
         markers: Vec::new(),
         marker_fallback: false,
         truncated: false,
+        reread: 0,
+        probe_unsupported: false,
         new_pages: 0,
         skipped: Vec::new(),
         conflicts: Vec::new(),
         error: None,
     };
+    if probe && after > 0 {
+        match lambda
+            .history_tail(super::limiter::Class::Read, arn, PROBE_ITEMS, include_data)
+            .await
+        {
+            Ok(tail) => {
+                out.skipped.extend(tail.skipped);
+                let ids: Vec<u64> = tail.events.iter().map(|e| e.id).collect();
+                if ids.windows(2).all(|w| w[0] > w[1]) {
+                    let newest = ids.first().copied().unwrap_or(0);
+                    let oldest = ids.last().copied().unwrap_or(0);
+                    if newest <= after {
+                        // Nothing new: one small answer instead of the page again.
+                        out.markers.push(start_marker);
+                        out.reread = usize::MAX;
+                        return out;
+                    }
+                    if oldest <= after + 1 {
+                        // All the news is in the tail: the position's page stays the same.
+                        let mut news: Vec<Event> =
+                            tail.events.into_iter().filter(|e| e.id > after).collect();
+                        news.sort_by_key(|e| e.id);
+                        out.events = news.into_iter().map(|e| (e, 0)).collect();
+                        out.markers.push(start_marker);
+                        out.new_pages = 1;
+                        out.reread = usize::MAX;
+                        return out;
+                    }
+                    // More news than the tail holds: read forward as usual.
+                } else {
+                    out.probe_unsupported = true;
+                }
+            }
+            Err(e) => {
+                out.error = Some(e);
+                return out;
+            }
+        }
+    }
     let mut walk = Pages::from(start_marker);
     let mut newest = after;
     // Pages that brought new events: the re-read of the cursor's own page does not count.
@@ -1432,6 +1516,8 @@ async fn poll(
             pages += 1;
         }
         out.markers.push(walk.marker().map(str::to_owned));
+        // The next look re-reads this page from its start.
+        out.reread = count;
         if !walk.advance(page.next_marker, count) {
             break;
         }

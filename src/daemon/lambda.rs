@@ -423,6 +423,31 @@ impl Lambda {
         max_items: u32,
         include_execution_data: bool,
     ) -> Result<HistoryPage, ApiError> {
+        self.history_page_in(class, arn, marker, max_items, include_execution_data, false)
+            .await
+    }
+
+    /// The newest `max_items` events, newest first (`ReverseOrder=true`): a cheap look for news.
+    pub async fn history_tail(
+        &self,
+        class: Class,
+        arn: &str,
+        max_items: u32,
+        include_execution_data: bool,
+    ) -> Result<HistoryPage, ApiError> {
+        self.history_page_in(class, arn, None, max_items, include_execution_data, true)
+            .await
+    }
+
+    async fn history_page_in(
+        &self,
+        class: Class,
+        arn: &str,
+        marker: Option<&str>,
+        max_items: u32,
+        include_execution_data: bool,
+        reverse: bool,
+    ) -> Result<HistoryPage, ApiError> {
         let max_items = i32::try_from(max_items.clamp(1, 1000)).unwrap_or(1000);
         let out = self
             .call(class, OP_HISTORY, arn, || {
@@ -432,6 +457,7 @@ impl Lambda {
                     .set_marker(marker.map(str::to_owned))
                     .max_items(max_items)
                     .include_execution_data(include_execution_data)
+                    .set_reverse_order(reverse.then_some(true))
                     .send()
             })
             .await?;

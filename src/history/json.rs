@@ -1073,5 +1073,12 @@ mod tests {
         }
         let e = parse_history(b"{\"Events\": []}\n\n  nonsense").unwrap_err();
         assert_eq!((e.line, e.column), (3, 4), "{e}");
+        // Nesting deep enough to overflow a recursive reader: refused where a value is wanted,
+        // skipped (without recursion) in an unknown field; never a stack overflow.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let e = parse_history(deep.as_bytes()).unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+        let ignored = format!("{{\"Events\": [], \"X\": {deep}}}");
+        assert!(parse_history(ignored.as_bytes()).unwrap().events.is_empty());
     }
 }
