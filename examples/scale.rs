@@ -66,6 +66,14 @@ struct Args {
     label: Option<String>,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Operations per execution (the simulator's mix draws between these).
+    #[arg(long)]
+    min_operations: Option<usize>,
+    #[arg(long)]
+    max_operations: Option<usize>,
+    /// poll.page_size.
+    #[arg(long, default_value_t = 1000)]
+    page_size: u32,
     /// Also write the results here as JSON.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -78,6 +86,8 @@ struct Args {
 #[derive(Clone, Default)]
 struct Latencies {
     samples: Arc<Mutex<Vec<u32>>>,
+    /// The same samples by kind of span (see [`span_kind`]).
+    by_kind: Arc<Mutex<BTreeMap<&'static str, Vec<u32>>>>,
     spans: Arc<std::sync::atomic::AtomicU64>,
     from_ms: Arc<std::sync::atomic::AtomicI64>,
 }
@@ -92,6 +102,7 @@ impl TraceService for Latencies {
         let from = self.from_ms.load(std::sync::atomic::Ordering::Relaxed);
         let mut n = 0;
         let mut lat = Vec::new();
+        let mut kinds = Vec::new();
         for rs in &request.get_ref().resource_spans {
             for ss in &rs.scope_spans {
                 for s in &ss.spans {
@@ -99,14 +110,33 @@ impl TraceService for Latencies {
                     let end_ms = (s.end_time_unix_nano / 1_000_000) as i64;
                     if now >= from && end_ms >= from {
                         lat.push((now - end_ms).max(0) as u32);
+                        kinds.push(span_kind(&s.name));
                     }
                 }
             }
         }
         self.spans
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        {
+            let mut by_kind = self.by_kind.lock().unwrap();
+            for (k, l) in kinds.iter().zip(&lat) {
+                by_kind.entry(k).or_default().push(*l);
+            }
+        }
         self.samples.lock().unwrap().extend(lat);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// The kind of a span by its name (the trace model's names: docs/TRACE_MODEL.md).
+fn span_kind(name: &str) -> &'static str {
+    match name {
+        "Workflow" => "workflow",
+        "Invocation" => "invocation",
+        "Suspended" => "suspension",
+        n if n.contains(" attempt ") => "attempt",
+        n if n.contains(" back-off ") => "back-off",
+        _ => "operation",
     }
 }
 
@@ -163,9 +193,10 @@ struct Snapshot {
     events: f64,
     tracked: f64,
     cpu: f64,
+    events_served: u64,
 }
 
-async fn snapshot(metrics: SocketAddr, pid: u32) -> Snapshot {
+async fn snapshot(metrics: SocketAddr, pid: u32, sim: &SimHandle) -> Snapshot {
     let text = scrape(metrics).await;
     Snapshot {
         at: Instant::now(),
@@ -183,6 +214,7 @@ async fn snapshot(metrics: SocketAddr, pid: u32) -> Snapshot {
         events: metric(&text, "durable_exporter_events_processed_total", &[]),
         tracked: metric(&text, "durable_exporter_tracked_executions", &[]),
         cpu: proc_stats(pid).map_or(0.0, |s| s.2),
+        events_served: sim.stats().events_served,
     }
 }
 
@@ -217,12 +249,13 @@ fn start_daemon(
             .collect()
     });
     let config = format!(
-        "aws:\n  region: us-east-1\n  endpoint_url: {}\n  max_requests_per_second: {}\n  max_concurrency: 32\ntrack:\n  functions:\n{}  discovery_interval: 15s\npoll:\n  interval: {}ms\n  max_interval: {}ms\n  adaptive: {}\n{}otlp:\n  endpoint: http://{otlp}\n  protocol: grpc\ncheckpoint:\n  dir: {}\nhttp:\n  listen: {metrics}\n",
+        "aws:\n  region: us-east-1\n  endpoint_url: {}\n  max_requests_per_second: {}\n  max_concurrency: 32\ntrack:\n  functions:\n{}  discovery_interval: 15s\npoll:\n  interval: {}ms\n  max_interval: {}ms\n  page_size: {}\n  adaptive: {}\n{}otlp:\n  endpoint: http://{otlp}\n  protocol: grpc\ncheckpoint:\n  dir: {}\nhttp:\n  listen: {metrics}\n",
         sim.endpoint_url(),
         args.rate,
         functions.concat(),
         args.interval.as_millis(),
         args.max_interval.as_millis(),
+        args.page_size,
         args.adaptive,
         args.mode
             .as_ref()
@@ -263,6 +296,11 @@ async fn main() {
         spread: args.spread,
         arrivals_per_minute: args.arrivals_per_minute,
         ..SimSpec::default()
+    };
+    let spec = SimSpec {
+        min_operations: args.min_operations.unwrap_or(spec.min_operations),
+        max_operations: args.max_operations.unwrap_or(spec.max_operations),
+        ..spec
     };
     let t = Instant::now();
     let sim = Simulation::new(spec, durable_exporter::clock::now_ms()).expect("valid spec");
@@ -324,10 +362,10 @@ async fn main() {
             );
         }
         if first.is_none() && started.elapsed() >= args.warmup {
-            first = Some(snapshot(metrics, pid).await);
+            first = Some(snapshot(metrics, pid, &sim).await);
         }
     }
-    let last = snapshot(metrics, pid).await;
+    let last = snapshot(metrics, pid, &sim).await;
     let (last_rss, hwm, _) = proc_stats(pid).unwrap_or_default();
     peak_rss = peak_rss.max(hwm);
     let _ = Command::new("kill")
@@ -382,9 +420,27 @@ async fn main() {
         "events_per_second",
         ((last.events - first.events) / window).into(),
     );
+    put(
+        "events_served_per_history_call",
+        ((last.events_served - first.events_served) as f64 / history_calls.max(1.0)).into(),
+    );
     put("latency_ms_p50", percentile(&lat, 0.5).into());
     put("latency_ms_p99", percentile(&lat, 0.99).into());
     put("latency_samples", lat.len().into());
+    let by_kind: BTreeMap<&str, serde_json::Value> =
+        std::mem::take(&mut *latencies.by_kind.lock().unwrap())
+            .into_iter()
+            .map(|(k, mut v)| {
+                v.sort_unstable();
+                let row = serde_json::json!({
+                    "spans": v.len(),
+                    "p50_ms": percentile(&v, 0.5),
+                    "p99_ms": percentile(&v, 0.99),
+                });
+                (k, row)
+            })
+            .collect();
+    put("latency_by_span_kind", serde_json::json!(by_kind));
     put("daemon_peak_rss_mib", (peak_rss as f64 / 1024.0).into());
     put(
         "daemon_cpu_percent_of_one_core",

@@ -3,7 +3,8 @@
 //! the collector acknowledged them. Polls, describes and discoveries run as tasks that only do
 //! I/O and report back; HTTP requests arrive as commands.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
+use foldhash::HashMapExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ use crate::trace::{Resource, TraceOptions};
 /// forward as before, and no news cost one small answer instead of a page.
 const PROBE_ABOVE: usize = 64;
 const PROBE_ITEMS: u32 = 16;
+/// Answers and acknowledgements taken at once after a wake-up, before the next dispatch.
+const DRAIN_AT_ONCE: usize = 64;
 /// Upper bound on pages read by one poll (1000 events each): a bound, not a limit anyone meets.
 const MAX_PAGES_PER_POLL: usize = 1000;
 /// Spans one event can complete, at most in practice (a step's last attempt and the step).
@@ -42,8 +45,8 @@ const RETENTION_SWEEP: Duration = Duration::from_secs(60);
 /// The service resumes an execution a moment after its wait ended or its retry came due (the
 /// timer fires, then the function is invoked and checkpoints): the read comes this long after.
 const RESUME_GRACE: Duration = Duration::from_secs(1);
-/// Fresh mode: a suspended execution's target interval grows by `poll.interval` every this
-/// long since it suspended (callbacks are mostly answered within a minute or two).
+/// Fresh mode: the time scale of a suspended execution's target interval, `poll.interval` ×
+/// √(1 + suspended / HAZARD) (callbacks are mostly answered within a minute or two).
 const HAZARD: Duration = Duration::from_secs(60);
 
 /// Where a tracked execution came from.
@@ -481,20 +484,26 @@ impl Coordinator {
         grace: Duration,
     ) {
         let mut sweep = tokio::time::interval(RETENTION_SWEEP);
+        // One timer for the next due read, moved only when that time changes (a new timer per
+        // turn of the loop was a fifth of the daemon's CPU, in timer and waker churn).
+        let far = || Instant::now() + Duration::from_secs(86_400);
+        let timer = tokio::time::sleep_until(far());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        let stop = shutdown.changed();
+        tokio::pin!(stop);
         loop {
             self.dispatch();
             let next_due = self.next_due();
+            if next_due != armed {
+                timer.as_mut().reset(next_due.unwrap_or_else(far));
+                armed = next_due;
+            }
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => break,
+                _ = &mut stop => break,
                 Some(ack) = acks.recv() => self.on_ack(ack),
-                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
-                    self.in_flight = self.in_flight.saturating_sub(1);
-                    match done {
-                        Ok(r) => self.on_job(r),
-                        Err(e) => tracing::error!(error = %e, "a poll task failed"),
-                    }
-                }
+                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => self.on_joined(done),
                 Some(cmd) = commands.recv() => self.on_command(cmd),
                 _ = sweep.tick() => {
                     if self.tracking_unsaved {
@@ -502,7 +511,18 @@ impl Coordinator {
                     }
                     self.sweep_retention();
                 }
-                _ = sleep_until_opt(next_due) => {}
+                _ = &mut timer, if armed.is_some() => armed = None,
+            }
+            // Take what else is ready before deciding what to read next: one dispatch for a
+            // burst of answers instead of one each.
+            for _ in 0..DRAIN_AT_ONCE {
+                if let Ok(ack) = acks.try_recv() {
+                    self.on_ack(ack);
+                } else if let Some(done) = self.jobs.try_join_next() {
+                    self.on_joined(done);
+                } else {
+                    break;
+                }
             }
         }
         tracing::info!("shutting down: no new polls; flushing spans and checkpoints");
@@ -549,8 +569,17 @@ impl Coordinator {
     }
 
     fn next_due(&mut self) -> Option<Instant> {
+        // While no read could start (every slot taken, or the span buffer full), only a job's
+        // end or an acknowledgement changes that: no timer, or the loop would spin on a due
+        // read it cannot start.
+        let blocked = self.in_flight >= self.config.aws.max_concurrency
+            || self.buffered_spans + self.reserved_spans >= self.config.otlp.max_buffered_spans;
         let now = self.mono(Instant::now());
-        let mut due = self.schedule.next_wake(now).map(|at| self.instant(at));
+        let mut due = if blocked {
+            None
+        } else {
+            self.schedule.next_wake(now).map(|at| self.instant(at))
+        };
         if !self.config.track.functions.is_empty() && !self.discovery_in_flight {
             due = Some(due.map_or(self.next_discovery, |d| d.min(self.next_discovery)));
         }
@@ -657,6 +686,15 @@ impl Coordinator {
             JobResult::Discovered(found, errors)
         });
         self.in_flight += 1;
+    }
+
+    /// A job's task ended: its result, or the panic it ended with.
+    fn on_joined(&mut self, done: Result<JobResult, tokio::task::JoinError>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match done {
+            Ok(r) => self.on_job(r),
+            Err(e) => tracing::error!(error = %e, "a poll task failed"),
+        }
     }
 
     fn on_job(&mut self, r: JobResult) {
@@ -1365,16 +1403,6 @@ fn hold_from(
     None
 }
 
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Reads every page from `marker` on and returns the events after `after`. A rejected or
-/// expired marker falls back to a read from the start (skipping by EventId); an empty page ends
-/// the read even when it carries a NextMarker.
 /// Counts and logs one anomaly (the fold's or the poll's).
 fn report_anomaly(metrics: &ExporterMetrics, arn: &str, a: &Anomaly) {
     if a.kind == AnomalyKind::UnknownEventType {
@@ -1397,6 +1425,9 @@ struct Look {
     probe: bool,
 }
 
+/// Reads every page from `marker` on and returns the events after `after`. A rejected or
+/// expired marker falls back to a read from the start (skipping by EventId); an empty page ends
+/// the read even when it carries a NextMarker.
 async fn poll(lambda: &Lambda, arn: &str, look: Look) -> PollOutcome {
     let Look {
         marker: start_marker,
