@@ -3,15 +3,13 @@
 //! exporter's own counters match what the API and the collector saw, OpenMetrics carries
 //! exemplars with the executions' trace ids, and /readyz answers.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::daemon::*;
-use common::fake_api::{FakeApi, GET_HISTORY};
+use crate::common::daemon::*;
+use crate::common::fake_api::{FakeApi, GET_HISTORY};
 use durable_exporter::history::Event;
 use durable_exporter::synth::{SynthSpec, history};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -99,7 +97,7 @@ fn counted(m: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_each_event_once_across_a_restart() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs: Vec<(String, Vec<Event>)> = (1..=2)
         .map(|i| {
             let events = history(&SynthSpec {

@@ -15,7 +15,7 @@ use durable_exporter::sim::server::{self, Faults, SimHandle};
 use durable_exporter::sim::{SimSpec, Simulation};
 use tokio::sync::watch;
 
-const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
+use crate::common::daemon::BIN;
 
 async fn start(spec: SimSpec) -> (SimHandle, watch::Sender<bool>) {
     let sim = Simulation::new(spec, durable_exporter::clock::now_ms()).unwrap();

@@ -3,17 +3,15 @@
 //! a graceful stop while the collector is down, and checkpoint retention at start-up.
 //!
 //! The harness (config writer, daemon process, HTTP client, span comparison) is shared with
-//! tests/daemon.rs, in tests/common/daemon.rs.
-
-mod common;
+//! tests/it/daemon.rs, in tests/it/common/daemon.rs.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::daemon::*;
-use common::fake_api::{
+use crate::common::daemon::*;
+use crate::common::fake_api::{
     FakeApi, FakeExecution, GET_EXECUTION, GET_HISTORY, LIST_BY_FUNCTION, RecordedRequest,
 };
 use durable_exporter::history::{Event, EventDetails, OperationRef};
@@ -119,7 +117,7 @@ async fn wall_clock_past(at_ms: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_follows_recent_executions_of_the_listed_function() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let now = now_ms();
     let recent = now - 60_000;
     let o1 = (
@@ -322,7 +320,7 @@ fn chained_pair() -> ((String, Vec<Event>), (String, Vec<Event>)) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chained_invokes_are_followed_when_asked() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let (parent, child) = chained_pair();
     let both = vec![parent.clone(), child.clone()];
     add_all(&fake, &both);
@@ -354,7 +352,7 @@ async fn chained_invokes_are_followed_when_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chained_invokes_are_not_followed_by_default() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let (parent, child) = chained_pair();
     add_all(&fake, &[parent.clone(), child.clone()]);
     let s = setup(&fake, receiver.addr, std::slice::from_ref(&parent.0), "");
@@ -388,7 +386,7 @@ async fn chained_invokes_are_not_followed_by_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let wait_arn = exec_arn("orders", "$LATEST", "order-wait", 30);
     let cb_arn = exec_arn("orders", "$LATEST", "order-callback", 31);
     // Wall clock and monotonic clock together, to place the wait's end on the fake's log.
@@ -604,7 +602,7 @@ async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_checkpoint_is_moved_aside_and_the_execution_read_again() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let exec = (
         exec_arn("orders", "$LATEST", "order-corrupt", 40),
         synth_ending(30, 400, 1_795_248_229_114, true),
@@ -719,7 +717,7 @@ async fn a_graceful_stop_with_the_collector_down_loses_nothing() {
     assert_eq!(cursor["last_event_id"], 0, "{cursor}");
     assert!(cursor.get("finished_at_ms").is_none(), "{cursor}");
 
-    let receiver = common::otlp::grpc_on(otlp).await;
+    let receiver = crate::common::otlp::grpc_on(otlp).await;
     let d = Daemon::start(&s, 2).await;
     wait_for(
         &d,
@@ -752,7 +750,7 @@ async fn retention_passes(s: &Setup, arn: &str, retention: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_forgets_a_finished_checkpoint_at_start_up() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let done = (
         exec_arn("orders", "$LATEST", "order-done", 60),
         synth_ending(15, 600, 1_795_248_229_114, true),
@@ -823,7 +821,7 @@ enum Via {
 /// execution must not be read or exported a second time (nor, unless configured, be tracked).
 async fn finished_execution_after_retention(via: Via, i: usize) -> Vec<String> {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let start = now_ms() - 60_000;
     let done = (
         exec_arn("orders", "$LATEST", "order-done", i),

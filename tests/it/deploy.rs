@@ -4,22 +4,20 @@
 //! accepts the Prometheus config, the rules and their unit tests, and every config passes
 //! `durable-exporter check-config`.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::daemon::*;
-use common::fake_api::FakeApi;
-use common::prometheus::{http_get, promtool_bin};
+use crate::common::daemon::*;
+use crate::common::fake_api::FakeApi;
+use crate::common::prometheus::{http_get, promtool_bin};
 use durable_exporter::history::Event;
 use durable_exporter::synth::{SynthSpec, history};
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    common::root()
+    crate::common::root()
 }
 
 /// Every file under `dir` (recursively) whose name ends with one of `exts`, sorted.
@@ -269,7 +267,7 @@ fn scraped_names(body: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promql_uses_only_metric_names_the_daemon_exposes() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     // Three finished executions of two functions and one left running (suspended on a wait),
     // so the state gauges of running executions have series too.
     let spec = |seed: u64, finished: bool| SynthSpec {

@@ -5,16 +5,14 @@
 //! throttling storm. Each test asserts what an operator would check: status codes, /readyz,
 //! /metrics, the log, and the spans the collector got.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::daemon::*;
-use common::fake_api::{FakeApi, Faults};
-use common::prometheus::{Response, parse_response};
+use crate::common::daemon::*;
+use crate::common::fake_api::{FakeApi, Faults};
+use crate::common::prometheus::{Response, parse_response};
 use durable_exporter::history::Event;
 use durable_exporter::synth::{SynthSpec, history};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -281,7 +279,7 @@ async fn running_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_time_api_is_not_on_the_metrics_listener() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 5);
     add_all(&fake, &execs);
     let s = setup(&fake, receiver.addr, &arns(&execs[..1]), "");
@@ -348,7 +346,7 @@ async fn the_run_time_api_is_not_on_the_metrics_listener() {
 async fn a_network_facing_api_demands_its_bearer_token() {
     const TOKEN: &str = "5f2b8c0e9a7d4e1f8b3c6a9d2e5f8a1b";
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 5);
     add_all(&fake, &execs);
     let s = setup(&fake, receiver.addr, &arns(&execs), "");
@@ -463,7 +461,7 @@ async fn a_network_facing_api_demands_its_bearer_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_beyond_max_executions_are_refused_and_counted() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(4, 5);
     add_all(&fake, &execs);
     let s = setup(
@@ -541,7 +539,7 @@ async fn closed_by(mut stream: tokio::net::TcpStream, deadline: Instant) -> Opti
 async fn slow_clients_are_cut_off_and_starve_nothing() {
     const SLOW: usize = 300;
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 5);
     add_all(&fake, &execs);
     let s = setup(&fake, receiver.addr, &arns(&execs), "");
@@ -686,9 +684,9 @@ async fn slow_clients_are_cut_off_and_starve_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_configs_give_tls_basic_auth_and_client_certificates() {
-    let pki = common::otlp::TestPki::new();
+    let pki = crate::common::otlp::TestPki::new();
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 5);
     add_all(&fake, &execs);
     let s = setup(&fake, receiver.addr, &arns(&execs), "");
@@ -914,14 +912,14 @@ fn fill(filler: &mut std::fs::File) {
 }
 
 /// Total spans received, repeats included.
-fn spans_received(r: &common::otlp::Receiver) -> usize {
-    common::otlp::flatten(&r.requests()).0.len()
+fn spans_received(r: &crate::common::otlp::Receiver) -> usize {
+    crate::common::otlp::flatten(&r.requests()).0.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_checkpoint_disk_pauses_the_export_and_loses_nothing() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(3, 60);
     add_all_visible(&fake, &execs, 1);
     let all = arns(&execs);
@@ -1129,7 +1127,7 @@ async fn a_collector_that_never_answers_makes_the_daemon_unready() {
 async fn an_idle_daemon_stays_ready_and_an_api_that_stops_answering_does_not() {
     const WINDOW: Duration = Duration::from_secs(1);
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 5);
     add_all(&fake, &execs);
     let s = setup(
@@ -1187,7 +1185,7 @@ async fn an_idle_daemon_stays_ready_and_an_api_that_stops_answering_does_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_of_a_newer_version_stops_the_start_unless_reread() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 5);
     add_all(&fake, &execs);
     let s = setup(&fake, receiver.addr, &arns(&execs), "");
@@ -1265,7 +1263,7 @@ async fn a_checkpoint_of_a_newer_version_stops_the_start_unless_reread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_what_it_can_and_survives_what_it_cannot() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 5);
     add_all(&fake, &execs);
     let s = setup(&fake, receiver.addr, &arns(&execs[..1]), "");
@@ -1364,7 +1362,7 @@ async fn sighup_reloads_what_it_can_and_survives_what_it_cannot() {
     assert_eq!(v.len(), 2, "{v:?}");
 
     // A key that needs a restart: said so, not applied.
-    let other = common::otlp::grpc().await;
+    let other = crate::common::otlp::grpc().await;
     write_config(
         &s,
         &fake,
@@ -1397,7 +1395,7 @@ async fn sighup_reloads_what_it_can_and_survives_what_it_cannot() {
 async fn a_throttling_storm_starves_no_history_read_and_keeps_the_budget() {
     const RATE: usize = 100;
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(100, 10);
     add_all(&fake, &execs);
     fake.set_faults(Faults {
@@ -1438,8 +1436,8 @@ async fn a_throttling_storm_starves_no_history_read_and_keeps_the_budget() {
     )
     .await;
     let done = started.elapsed();
-    let throttled = fake.count_status(common::fake_api::GET_HISTORY, 429)
-        + fake.count_status(common::fake_api::GET_EXECUTION, 429);
+    let throttled = fake.count_status(crate::common::fake_api::GET_HISTORY, 429)
+        + fake.count_status(crate::common::fake_api::GET_EXECUTION, 429);
     assert!(throttled > 0, "the storm happened");
     let peak = fake.max_requests_in_window(Duration::from_secs(1));
     assert!(peak <= RATE, "{peak} requests in one second, budget {RATE}");

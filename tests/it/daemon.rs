@@ -4,14 +4,12 @@
 //! away, the API throttles and fails. Whatever happens, the collector ends up with exactly the
 //! spans `convert` draws from the final histories: none missing, at most one batch twice.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::daemon::*;
-use common::fake_api::{FakeApi, Faults, GET_HISTORY};
+use crate::common::daemon::*;
+use crate::common::fake_api::{FakeApi, Faults, GET_HISTORY};
 use durable_exporter::history::Event;
 use durable_exporter::synth::{SynthSpec, history};
 use serde_json::Value;
@@ -41,7 +39,7 @@ fn executions(n: usize, ops: usize) -> Vec<(String, Vec<Event>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progressing_executions_are_exported_exactly() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(3, 60);
     add_all_visible(&fake, &execs, 1);
     let arns: Vec<String> = execs.iter().map(|(a, _)| a.clone()).collect();
@@ -119,7 +117,7 @@ async fn progressing_executions_are_exported_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_lose_nothing_and_repeat_at_most_a_batch() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 80);
     add_all_visible(&fake, &execs, 1);
     let arns: Vec<String> = execs.iter().map(|(a, _)| a.clone()).collect();
@@ -208,7 +206,7 @@ async fn restarts_lose_nothing_and_repeat_at_most_a_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_marker_means_a_full_reread_without_duplicates() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 50);
     add_all_visible(&fake, &execs, 0);
     for (a, e) in &execs {
@@ -312,7 +310,7 @@ async fn a_collector_that_is_down_loses_nothing_and_the_buffer_holds() {
         "paused before the end: {v:?}"
     );
     // The collector comes up: everything arrives, once.
-    let receiver = common::otlp::grpc_on(otlp).await;
+    let receiver = crate::common::otlp::grpc_on(otlp).await;
     wait_for(
         &d,
         s.api,
@@ -330,7 +328,7 @@ async fn a_collector_that_is_down_loses_nothing_and_the_buffer_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_errors_keep_the_budget_and_lose_nothing() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(3, 40);
     add_all_visible(&fake, &execs, 0);
     for (a, _) in &execs {
@@ -373,7 +371,7 @@ async fn throttling_and_server_errors_keep_the_budget_and_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_tracks_at_run_time_and_remembers() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 20);
     add_all_visible(&fake, &execs, 0);
     for (a, _) in &execs {
@@ -495,7 +493,7 @@ fn run_with_a_bad_config_exits_2_naming_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_http_protobuf_export_works_too() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::http().await;
+    let receiver = crate::common::otlp::http().await;
     let execs = executions(2, 30);
     add_all_visible(&fake, &execs, 0);
     for (a, _) in &execs {
@@ -526,7 +524,7 @@ async fn otlp_http_protobuf_export_works_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_healthcheck_command_asks_the_running_daemon() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let s = setup(&fake, receiver.addr, &[], "");
     let d = Daemon::start(&s, 1).await;
     let check = |addr: String| {
@@ -549,7 +547,7 @@ async fn the_healthcheck_command_asks_the_running_daemon() {
 
 /// A counter's value in the daemon's /metrics (text format); 0 when it has no series.
 async fn counter(addr: SocketAddr, name: &str) -> f64 {
-    let scrape = common::prometheus::http_get(addr, "/metrics", &[("Accept", "text/plain")])
+    let scrape = crate::common::prometheus::http_get(addr, "/metrics", &[("Accept", "text/plain")])
         .await
         .expect("/metrics answers");
     assert_eq!(scrape.status, 200, "{}", scrape.body);
@@ -564,7 +562,7 @@ async fn counter(addr: SocketAddr, name: &str) -> f64 {
 async fn spans_the_collector_rejects_are_counted_logged_and_not_sent_again() {
     const MESSAGE: &str = "3 spans are older than the collector's retention";
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc_with(common::otlp::Answer {
+    let receiver = crate::common::otlp::grpc_with(crate::common::otlp::Answer {
         reject: Some((3, MESSAGE.into())),
         ..Default::default()
     })
@@ -638,7 +636,7 @@ async fn spans_the_collector_rejects_are_counted_logged_and_not_sent_again() {
 async fn spans_the_collector_refuses_for_good_are_counted_and_the_cursor_moves_on() {
     const MESSAGE: &str = "the spans are malformed";
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::http_with(common::otlp::Answer {
+    let receiver = crate::common::otlp::http_with(crate::common::otlp::Answer {
         http_status: Some((400, MESSAGE.into())),
         ..Default::default()
     })
@@ -692,9 +690,9 @@ async fn spans_the_collector_refuses_for_good_are_counted_and_the_cursor_moves_o
 /// and counted as an anomaly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflicting_copy_of_an_event_is_reported_and_the_first_copy_exported() {
-    use common::fake_api::FakeExecution;
+    use crate::common::fake_api::FakeExecution;
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 40);
     let (a, events) = &execs[0];
     let mut wire = FakeExecution::from_events(a, events).events;
@@ -765,7 +763,7 @@ async fn a_conflicting_copy_of_an_event_is_reported_and_the_first_copy_exported(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn looks_deep_in_a_large_page_probe_the_tail() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 80);
     let (a, events) = &execs[0];
     assert!(events.len() > 200, "{} events", events.len());

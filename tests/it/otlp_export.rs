@@ -3,12 +3,10 @@
 //! prints, over plain connections, TLS with a private CA, mutual TLS and gzip; the collector's
 //! partial success and refusals reach the caller, classified as the OTLP specification says.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::otlp::{Answer, Receiver, TestPki, flatten};
+use crate::common::otlp::{Answer, Receiver, TestPki, flatten};
 use durable_exporter::arn::ExecutionArn;
 use durable_exporter::convert::{Conversion, convert};
 use durable_exporter::history::json::parse_history;
@@ -19,10 +17,10 @@ use durable_exporter::trace::TraceOptions;
 use durable_exporter::trace::proto::to_request;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
+use crate::common::daemon::BIN;
 
 fn fixture(name: &str) -> (PathBuf, String) {
-    (common::history_path(name), common::arn_of(name))
+    (crate::common::history_path(name), crate::common::arn_of(name))
 }
 
 fn conversion(name: &str, extra_header: Option<&str>) -> Conversion {
@@ -93,8 +91,8 @@ async fn check(protocol: &str) {
         "timed-out",
     ] {
         let receiver = match protocol {
-            "grpc" => common::otlp::grpc().await,
-            _ => common::otlp::http().await,
+            "grpc" => crate::common::otlp::grpc().await,
+            _ => crate::common::otlp::http().await,
         };
         let endpoint = format!("http://{}", receiver.addr);
         let out = send(name, &endpoint, protocol, &[]).await;
@@ -133,7 +131,7 @@ async fn http_receiver_gets_exactly_the_converted_trace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_parent_is_flagged_and_kept() {
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     let out = send(
         "waits",
@@ -181,8 +179,8 @@ const PROTOCOLS: [Protocol; 2] = [Protocol::Grpc, Protocol::HttpProtobuf];
 
 async fn receiver(protocol: Protocol, answer: Answer) -> Receiver {
     match protocol {
-        Protocol::Grpc => common::otlp::grpc_with(answer).await,
-        Protocol::HttpProtobuf => common::otlp::http_with(answer).await,
+        Protocol::Grpc => crate::common::otlp::grpc_with(answer).await,
+        Protocol::HttpProtobuf => crate::common::otlp::http_with(answer).await,
     }
 }
 
@@ -640,7 +638,7 @@ async fn refusals_are_retryable_or_not_as_the_specification_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_http_error_body_is_cut_to_300_bytes() {
     let body = format!("{}END", "x".repeat(1000));
-    let r = common::otlp::http_with(Answer {
+    let r = crate::common::otlp::http_with(Answer {
         http_status: Some((400, body)),
         ..Answer::default()
     })
@@ -665,7 +663,7 @@ async fn a_long_http_error_body_is_cut_to_300_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_serves_every_resource() {
-    let r = common::otlp::grpc().await;
+    let r = crate::common::otlp::grpc().await;
     let client = OtlpClient::new(&target(
         Protocol::Grpc,
         format!("http://{}", r.addr),

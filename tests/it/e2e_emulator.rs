@@ -18,8 +18,6 @@
 //! On failure the working directory (logs, configs, histories) is kept and its path printed,
 //! with the tails of the emulator's, the stand-in's and the daemons' logs.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,8 +25,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::daemon::{BIN, Daemon, assert_exact, expected, free_port, http, spans_of, views};
-use common::otlp::Seen;
+use crate::common::daemon::{BIN, Daemon, assert_exact, expected, free_port, http, spans_of, views};
+use crate::common::otlp::Seen;
 use durable_exporter::arn::ExecutionArn;
 use durable_exporter::history::Event;
 use durable_exporter::trace::TraceOptions;
@@ -115,7 +113,7 @@ async fn daemon_exports_what_the_emulator_recorded() {
     );
 
     // Daemon A, from before the first execution starts.
-    let receiver_a = common::otlp::grpc().await;
+    let receiver_a = crate::common::otlp::grpc().await;
     let http_a: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let api_a: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config_a = h.write_config(
@@ -256,7 +254,7 @@ async fn daemon_exports_what_the_emulator_recorded() {
     );
 
     // Daemon B: the ended executions, listed in its config.
-    let receiver_b = common::otlp::grpc().await;
+    let receiver_b = crate::common::otlp::grpc().await;
     let http_b: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let api_b: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let listed: String = execs
@@ -294,7 +292,7 @@ async fn daemon_exports_what_the_emulator_recorded() {
 
 /// tests/e2e/setup.sh: the venv's path (created or checked). Fails with its output when it fails.
 fn venv() -> PathBuf {
-    let script = common::root().join("tests/e2e/setup.sh");
+    let script = crate::common::root().join("tests/e2e/setup.sh");
     let out = Command::new("bash")
         .arg(&script)
         .stdin(Stdio::null())
@@ -408,7 +406,7 @@ impl Harness {
         let mut stand_in = Command::new(venv.join("bin/python"));
         clean_env(&mut stand_in);
         stand_in
-            .arg(common::root().join("tests/e2e/lambda_stand_in.py"))
+            .arg(crate::common::root().join("tests/e2e/lambda_stand_in.py"))
             .arg("--ready-file")
             .arg(&ready)
             .arg("--parent-pid")
@@ -1558,16 +1556,16 @@ fn span_checks_catch_dropped_repeated_changed_and_extra_spans() {
     let execs: Vec<Exec> = ["retry-then-succeed", "callbacks", "stopped"]
         .into_iter()
         .map(|name| {
-            let bytes = std::fs::read(common::history_path(name)).unwrap();
+            let bytes = std::fs::read(crate::common::history_path(name)).unwrap();
             let raw: Value = serde_json::from_slice(&bytes).unwrap();
             let get: Value = serde_json::from_slice(
-                &std::fs::read(common::fixture_dir(name).join("get_durable_execution.json"))
+                &std::fs::read(crate::common::fixture_dir(name).join("get_durable_execution.json"))
                     .unwrap(),
             )
             .unwrap();
             Exec {
                 function: name,
-                arn: common::arn_of(name),
+                arn: crate::common::arn_of(name),
                 status: get["Status"].as_str().unwrap().to_owned(),
                 raw: raw["Events"].as_array().unwrap().clone(),
                 events: durable_exporter::history::json::parse_history(&bytes)

@@ -1,4 +1,4 @@
-//! The harness of the daemon tests (tests/daemon.rs, tests/daemon_more.rs): `durable-exporter
+//! The harness of the daemon tests (tests/it/daemon.rs, tests/it/daemon_more.rs): `durable-exporter
 //! run`, the real binary, against the fake durable API and an OTLP receiver. A config writer,
 //! the daemon process, a raw HTTP client for its API, and the comparison of exported spans with
 //! what `convert` draws from the histories.

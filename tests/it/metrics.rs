@@ -4,21 +4,19 @@
 //! timestamps are rounded to the millisecond, as the exporter rounds them).
 //!
 //! The state gauges and the `durable_exporter_*` families exist only in the daemon
-//! (tests/daemon_metrics.rs scrapes them); here they are checked against the documentation.
+//! (tests/it/daemon_metrics.rs scrapes them); here they are checked against the documentation.
 //! The tests at the end (two of them run the daemon) pinned bugs found while writing these;
 //! they are fixed.
-
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{FIXTURES, arn_of, history_path, root};
+use crate::common::{FIXTURES, arn_of, history_path, root};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
+use crate::common::daemon::BIN;
 
 // ---------------------------------------------------------------------------------------------
 // The exposition.
@@ -1517,11 +1515,11 @@ fn an_attempt_after_an_interrupted_one_counts_as_a_retry() {
 async fn read_lag_grows_while_reads_fail() {
     use std::time::Duration;
 
-    use common::daemon::{Daemon, add_all, setup, wait_for};
+    use crate::common::daemon::{Daemon, add_all, setup, wait_for};
     use durable_exporter::synth::{SynthSpec, history};
 
-    let fake = common::fake_api::FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let fake = crate::common::fake_api::FakeApi::start().await;
+    let receiver = crate::common::otlp::grpc().await;
     let arn = "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/lag/0f9e8d7c-6b5a-4938-8271-605f4e3d2c01".to_owned();
     let events = history(&SynthSpec {
         operations: 10,
@@ -1581,11 +1579,11 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
 async fn the_daemon_applies_the_operation_name_label_policy() {
     use std::time::Duration;
 
-    use common::daemon::{Daemon, add_all, all_finished, setup, wait_for};
+    use crate::common::daemon::{Daemon, add_all, all_finished, setup, wait_for};
     use durable_exporter::synth::{SynthSpec, history};
 
-    let fake = common::fake_api::FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let fake = crate::common::fake_api::FakeApi::start().await;
+    let receiver = crate::common::otlp::grpc().await;
     let arn = "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/names/0f9e8d7c-6b5a-4938-8271-605f4e3d2c02".to_owned();
     let execs = vec![(
         arn.clone(),

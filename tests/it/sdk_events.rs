@@ -1,8 +1,6 @@
 //! aws-sdk-lambda reading real histories over HTTP (Marker pagination) ends in exactly the events
 //! the raw-JSON reader gives for the same bytes: the daemon and `convert` see one history.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -10,13 +8,13 @@ use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::FIXTURES;
+use crate::common::FIXTURES;
 use durable_exporter::history::Event;
 use durable_exporter::history::json::parse_history;
 use serde_json::Value;
 
 fn raw_history(name: &str) -> Vec<u8> {
-    std::fs::read(common::history_path(name)).unwrap()
+    std::fs::read(crate::common::history_path(name)).unwrap()
 }
 
 /// Serves every fixture's events under `/2025-12-01/durable-executions/{arn}/history`, in pages

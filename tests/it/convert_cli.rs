@@ -1,18 +1,16 @@
 //! `durable-exporter convert` as other tools call it: the real binary, real fixture histories
 //! captured from AWS's emulator, golden outputs, exit codes.
 //!
-//! Golden files live in tests/golden; `UPDATE_GOLDEN=1 cargo nextest run --test convert_cli`
+//! Golden files live in tests/golden; `UPDATE_GOLDEN=1 cargo nextest run --test it convert_cli::`
 //! rewrites them (review the diff before committing).
-
-mod common;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
-use common::{FIXTURES, arn_of, history_path as history, root};
+use crate::common::{FIXTURES, arn_of, history_path as history, root};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
+use crate::common::daemon::BIN;
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(BIN)

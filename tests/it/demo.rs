@@ -2,17 +2,15 @@
 //! daemon, serves /metrics while it runs, writes spans to its file (or sends them to an OTLP
 //! collector when OTEL_EXPORTER_OTLP_ENDPOINT is set), prints its summary, and stops by itself.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::free_port;
+use crate::common::daemon::free_port;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
+use crate::common::daemon::BIN;
 
 fn demo(listen: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(BIN);
@@ -182,7 +180,7 @@ fn the_demo_serves_metrics_writes_spans_and_stops_by_itself() {
 #[test]
 fn the_demo_sends_spans_to_the_collector_otel_names() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let receiver = rt.block_on(common::otlp::grpc());
+    let receiver = rt.block_on(crate::common::otlp::grpc());
     let dir = tempfile::tempdir().unwrap();
     let spans = dir.path().join("not-written.jsonl");
     let listen = format!("127.0.0.1:{}", free_port());

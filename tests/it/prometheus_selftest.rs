@@ -1,8 +1,6 @@
-//! The Prometheus harness (tests/common/prometheus.rs) against a hand-written exposition: a
+//! The Prometheus harness (tests/it/common/prometheus.rs) against a hand-written exposition: a
 //! real Prometheus scrapes a small axum server, negotiates OpenMetrics, stores the samples and
 //! the exemplar; promtool accepts the classic text and refuses bad expositions.
-
-mod common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::prometheus::{Prometheus, Sample, http_get, promtool_check_metrics};
+use crate::common::prometheus::{Prometheus, Sample, http_get, promtool_check_metrics};
 
 const TRACE_ID: &str = "0123456789abcdef0123456789abcdef";
 const OPENMETRICS_CT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -1,15 +1,13 @@
-//! The fake durable-execution API (tests/common/fake_api.rs) answers aws-sdk-lambda as the real
+//! The fake durable-execution API (tests/it/common/fake_api.rs) answers aws-sdk-lambda as the real
 //! service would: real ARNs round-trip, pages follow opaque markers over a growing history,
 //! errors come back typed, faults are deterministic, and the request log counts right.
-
-mod common;
 
 use std::time::Duration;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata as _;
 use aws_sdk_lambda::primitives::DateTime;
 use aws_sdk_lambda::types::{ExecutionStatus, ThrottleReason};
-use common::fake_api::{
+use crate::common::fake_api::{
     FakeApi, FakeExecution, FaultKind, Faults, GET_EXECUTION, GET_HISTORY, LIST_BY_FUNCTION,
     UNKNOWN_OPERATION,
 };
@@ -628,8 +626,8 @@ async fn get_durable_execution_follows_the_visible_history() {
         ("timed-out", ExecutionStatus::TimedOut),
     ] {
         let raw: Value =
-            serde_json::from_slice(&std::fs::read(common::history_path(name)).unwrap()).unwrap();
-        let arn = common::arn_of(name);
+            serde_json::from_slice(&std::fs::read(crate::common::history_path(name)).unwrap()).unwrap();
+        let arn = crate::common::arn_of(name);
         fake.add_execution(FakeExecution::from_wire_events(
             &arn,
             raw["Events"].as_array().unwrap().clone(),
@@ -643,7 +641,7 @@ async fn get_durable_execution_follows_the_visible_history() {
         assert_eq!(got.status(), &status, "{name}");
         assert!(got.end_timestamp().is_some());
         let fixture: Value = serde_json::from_slice(
-            &std::fs::read(common::fixture_dir(name).join("get_durable_execution.json")).unwrap(),
+            &std::fs::read(crate::common::fixture_dir(name).join("get_durable_execution.json")).unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -844,8 +842,8 @@ async fn include_execution_data_false_strips_payloads_like_the_emulator() {
         "parallel-map",
     ] {
         let full: Value =
-            serde_json::from_slice(&std::fs::read(common::history_path(name)).unwrap()).unwrap();
-        let arn = common::arn_of(name);
+            serde_json::from_slice(&std::fs::read(crate::common::history_path(name)).unwrap()).unwrap();
+        let arn = crate::common::arn_of(name);
         fake.add_execution(FakeExecution::from_wire_events(
             &arn,
             full["Events"].as_array().unwrap().clone(),
@@ -859,7 +857,7 @@ async fn include_execution_data_false_strips_payloads_like_the_emulator() {
         let got: Value = serde_json::from_str(&body).unwrap();
         let mut want: Value = serde_json::from_slice(
             &std::fs::read(
-                common::fixture_dir(name).join("history_IncludeExecutionData_false.json"),
+                crate::common::fixture_dir(name).join("history_IncludeExecutionData_false.json"),
             )
             .unwrap(),
         )

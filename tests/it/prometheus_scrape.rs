@@ -2,14 +2,12 @@
 //! the histories imply, exemplars link to the executions' traces, and `promtool check metrics`
 //! finds nothing to say about a scrape.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::daemon::*;
-use common::fake_api::{FakeApi, GET_HISTORY};
-use common::prometheus::{Prometheus, http_get, promtool_check_metrics};
+use crate::common::daemon::*;
+use crate::common::fake_api::{FakeApi, GET_HISTORY};
+use crate::common::prometheus::{Prometheus, http_get, promtool_check_metrics};
 use durable_exporter::history::Event;
 use durable_exporter::synth::{SynthSpec, history};
 
@@ -55,7 +53,7 @@ fn sum_where(m: &BTreeMap<String, f64>, prefix: &str, contains: &[&str]) -> f64 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_sees_what_the_histories_imply() {
     let fake = FakeApi::start().await;
-    let receiver = common::otlp::grpc().await;
+    let receiver = crate::common::otlp::grpc().await;
     // Two functions, three executions.
     let execs: Vec<(String, Vec<Event>)> = [("orders", 1), ("orders", 2), ("billing", 3)]
         .iter()
