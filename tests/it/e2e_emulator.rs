@@ -25,7 +25,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::common::daemon::{BIN, Daemon, assert_exact, expected, free_port, http, spans_of, views};
+use crate::common::daemon::{
+    BIN, Daemon, assert_exact, expected, free_port, http, spans_of, views,
+};
 use crate::common::otlp::Seen;
 use durable_exporter::arn::ExecutionArn;
 use durable_exporter::history::Event;

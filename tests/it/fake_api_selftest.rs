@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use aws_sdk_lambda::error::ProvideErrorMetadata as _;
-use aws_sdk_lambda::primitives::DateTime;
-use aws_sdk_lambda::types::{ExecutionStatus, ThrottleReason};
 use crate::common::fake_api::{
     FakeApi, FakeExecution, FaultKind, Faults, GET_EXECUTION, GET_HISTORY, LIST_BY_FUNCTION,
     UNKNOWN_OPERATION,
 };
+use aws_sdk_lambda::error::ProvideErrorMetadata as _;
+use aws_sdk_lambda::primitives::DateTime;
+use aws_sdk_lambda::types::{ExecutionStatus, ThrottleReason};
 use durable_exporter::history::Event;
 use durable_exporter::synth::{SynthSpec, history};
 use durable_exporter::time::Timestamp;
@@ -626,7 +626,8 @@ async fn get_durable_execution_follows_the_visible_history() {
         ("timed-out", ExecutionStatus::TimedOut),
     ] {
         let raw: Value =
-            serde_json::from_slice(&std::fs::read(crate::common::history_path(name)).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(crate::common::history_path(name)).unwrap())
+                .unwrap();
         let arn = crate::common::arn_of(name);
         fake.add_execution(FakeExecution::from_wire_events(
             &arn,
@@ -641,7 +642,8 @@ async fn get_durable_execution_follows_the_visible_history() {
         assert_eq!(got.status(), &status, "{name}");
         assert!(got.end_timestamp().is_some());
         let fixture: Value = serde_json::from_slice(
-            &std::fs::read(crate::common::fixture_dir(name).join("get_durable_execution.json")).unwrap(),
+            &std::fs::read(crate::common::fixture_dir(name).join("get_durable_execution.json"))
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -842,7 +844,8 @@ async fn include_execution_data_false_strips_payloads_like_the_emulator() {
         "parallel-map",
     ] {
         let full: Value =
-            serde_json::from_slice(&std::fs::read(crate::common::history_path(name)).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(crate::common::history_path(name)).unwrap())
+                .unwrap();
         let arn = crate::common::arn_of(name);
         fake.add_execution(FakeExecution::from_wire_events(
             &arn,

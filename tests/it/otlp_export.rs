@@ -20,7 +20,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use crate::common::daemon::BIN;
 
 fn fixture(name: &str) -> (PathBuf, String) {
-    (crate::common::history_path(name), crate::common::arn_of(name))
+    (
+        crate::common::history_path(name),
+        crate::common::arn_of(name),
+    )
 }
 
 fn conversion(name: &str, extra_header: Option<&str>) -> Conversion {

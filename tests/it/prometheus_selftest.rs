@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::prometheus::{Prometheus, Sample, http_get, promtool_check_metrics};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use crate::common::prometheus::{Prometheus, Sample, http_get, promtool_check_metrics};
 
 const TRACE_ID: &str = "0123456789abcdef0123456789abcdef";
 const OPENMETRICS_CT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::common::FIXTURES;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use crate::common::FIXTURES;
 use durable_exporter::history::Event;
 use durable_exporter::history::json::parse_history;
 use serde_json::Value;
