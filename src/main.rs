@@ -161,6 +161,8 @@ impl SimArgs {
             latency: self.latency,
             expired_marker_probability: self.expired_marker_rate,
             rate_limit: self.rate_limit,
+            retry_after_seconds: Some(1),
+            ..Default::default()
         };
         Ok((spec, faults))
     }

@@ -3,7 +3,9 @@
 //! demo and the scale benchmark run with no AWS account.
 //!
 //! [`Simulation`] is the model, pure like the rest of the core: it is told the time on every
-//! call. [`server`] puts it behind HTTP with fault injection.
+//! call. [`server`] puts it behind HTTP with fault injection and a request log; it serves
+//! either a generated [`Simulation`] or a [`scripted`] source (executions given as event lists
+//! that the caller reveals step by step: the test suite's API fake).
 //!
 //! - Each execution is a seed. Its history is [`crate::synth::history`] of that seed, its times
 //!   compressed by [`SimSpec::speed`], and for a few a fate: stopped or timed out while
@@ -17,6 +19,7 @@
 //!   [`SimSpec::marker_ttl`].
 
 pub mod markers;
+pub mod scripted;
 pub mod server;
 pub mod wire;
 
@@ -242,6 +245,21 @@ pub struct SimSummary {
     pub stopped: usize,
     /// Events visible now, over all executions.
     pub events: u64,
+}
+
+impl SimSummary {
+    /// Counts one execution, in `status`, with `events` visible.
+    pub(crate) fn add(&mut self, status: &str, events: u64) {
+        self.executions += 1;
+        self.events += events;
+        match status {
+            "RUNNING" => self.running += 1,
+            "SUCCEEDED" => self.succeeded += 1,
+            "FAILED" => self.failed += 1,
+            "TIMED_OUT" => self.timed_out += 1,
+            _ => self.stopped += 1,
+        }
+    }
 }
 
 /// The simulated service.
@@ -817,15 +835,7 @@ impl Simulation {
             if x.start_ms > now_ms {
                 continue;
             }
-            s.executions += 1;
-            s.events += x.visible(now_ms) as u64;
-            match x.status(now_ms) {
-                "RUNNING" => s.running += 1,
-                "SUCCEEDED" => s.succeeded += 1,
-                "FAILED" => s.failed += 1,
-                "TIMED_OUT" => s.timed_out += 1,
-                _ => s.stopped += 1,
-            }
+            s.add(x.status(now_ms), x.visible(now_ms) as u64);
         }
         s
     }

@@ -11,34 +11,61 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
+use super::scripted::Scripted;
 use super::wire::{self, Params, Reply};
 use super::{CallbackAnswer, SimSummary, Simulation};
 use crate::clock::now_ms;
 use crate::synth::Rng;
 
-/// Faults to inject, each drawn per request from a seeded generator.
+/// Faults to inject. The random ones are drawn per request from a generator seeded by `seed`
+/// (mixed with the simulation's seed for a generated source): the same requests in the same
+/// order get the same answers. `Faults::default()` injects nothing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
-    /// Share of requests answered 429 TooManyRequestsException (Retry-After: 1).
+    /// Seeds the generator deciding which requests are throttled, fail or find their marker
+    /// expired; [`SimHandle::set_faults`] restarts it.
+    pub seed: u64,
+    /// Share of requests answered 429 TooManyRequestsException.
     pub throttle_probability: f64,
-    /// Share of requests answered 500 ServiceException.
+    /// `Retry-After` header (and `retryAfterSeconds` body field) of throttled answers.
+    pub retry_after_seconds: Option<u32>,
+    /// Share of requests answered 500 ServiceException (drawn after throttling).
     pub server_error_probability: f64,
-    /// Added before every answer.
+    /// Every request waits this long before it is answered (counted from arrival).
     pub latency: Duration,
     /// Share of requests with a Marker answered "the marker has expired".
     pub expired_marker_probability: f64,
     /// A request-rate quota (requests per second, burst of one second's worth); above it, 429.
     pub rate_limit: Option<f64>,
+    /// A marker used longer than this after it was issued is an InvalidParameterValueException
+    /// (the scripted source's markers; a generated simulation's expire after
+    /// [`super::SimSpec::marker_ttl`]). `None`: they never expire.
+    pub expire_markers_after: Option<Duration>,
+    /// Every request carrying a Marker is an InvalidParameterValueException.
+    pub reject_all_markers: bool,
+    /// Restricts the drawn and scripted faults, the quota and latency to these operations
+    /// (empty: all).
+    pub only_operations: Vec<&'static str>,
+}
+
+/// A fault for [`SimHandle::fail_next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// 429 TooManyRequestsException with the current [`Faults::retry_after_seconds`].
+    Throttle,
+    /// 500 ServiceException.
+    ServerError,
 }
 
 /// What the server counted.
@@ -63,35 +90,107 @@ impl ServedStats {
     }
 }
 
-struct Shared {
-    sim: Mutex<Simulation>,
-    faults: Mutex<(Faults, Rng)>,
-    stats: Mutex<Counters>,
+/// One request the server received (kept when [`SimHandle::keep_request_log`] is on).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// [`wire::GET_HISTORY`], [`wire::GET_EXECUTION`], [`wire::LIST_BY_FUNCTION`], a callback
+    /// operation or [`wire::UNKNOWN_OPERATION`].
+    pub op: &'static str,
+    /// The execution ARN, the function or the callback id, percent-decoded; `METHOD path` for
+    /// unknown routes.
+    pub target: String,
+    /// Query parameters, decoded, in order (a repeated parameter appears repeatedly).
+    pub query: Vec<(String, String)>,
+    /// `tokio::time::Instant`, so paused-clock tests see virtual time.
+    pub arrived: Instant,
+    /// The HTTP status answered; `None` while the request is in flight.
+    pub status: Option<u16>,
 }
 
-#[derive(Default)]
-struct Counters {
-    served: ServedStats,
-    window: VecDeque<Instant>,
+impl RecordedRequest {
+    /// The first value of a query parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params(name).into_iter().next()
+    }
+
+    /// Every value of a query parameter, in order.
+    pub fn params(&self, name: &str) -> Vec<&str> {
+        self.query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// What the server answers from: a generated [`Simulation`] or a [`Scripted`] source.
+pub enum Source {
+    Generated(Simulation),
+    Scripted(Scripted),
+}
+
+impl From<Simulation> for Source {
+    fn from(sim: Simulation) -> Source {
+        Source::Generated(sim)
+    }
+}
+
+impl From<Scripted> for Source {
+    fn from(s: Scripted) -> Source {
+        Source::Scripted(s)
+    }
+}
+
+struct Shared {
+    source: Mutex<Source>,
+    faults: Mutex<FaultState>,
+    log: Mutex<Log>,
+    /// Woken on every answered request and every change made through the handle.
+    changed: Notify,
+}
+
+struct FaultState {
+    faults: Faults,
+    /// Mixed into `faults.seed`: the simulation's seed for a generated source.
+    base_seed: u64,
+    draws: Rng,
+    /// [`SimHandle::fail_next`]'s faults, first come first served.
+    scripted: VecDeque<FaultKind>,
     /// Token bucket for the quota: (tokens, last refill).
     bucket: Option<(f64, Instant)>,
 }
 
+/// The one request log: counters always, every request when `keep` is on.
+#[derive(Default)]
+struct Log {
+    served: ServedStats,
+    window: VecDeque<Instant>,
+    keep: bool,
+    /// (request number, request): the number finds the entry again after a reset.
+    entries: Vec<(u64, RecordedRequest)>,
+    seen: u64,
+}
+
 impl Shared {
     fn stats(&self) -> ServedStats {
-        lock(&self.stats).served.clone()
+        lock(&self.log).served.clone()
     }
 
     /// The executions by status now (those due to have arrived included).
     fn summary(&self) -> SimSummary {
-        let now = now_ms();
-        let mut sim = lock(&self.sim);
-        sim.advance(now);
-        sim.summary(now)
+        match &mut *lock(&self.source) {
+            Source::Generated(sim) => {
+                let now = now_ms();
+                sim.advance(now);
+                sim.summary(now)
+            }
+            Source::Scripted(s) => s.summary(),
+        }
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking caller must not take every later request down with it.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -120,29 +219,170 @@ impl SimHandle {
         self.shared.summary()
     }
 
+    /// Replaces the injected faults and restarts the fault generator from `faults.seed`.
     pub fn set_faults(&self, faults: Faults) {
-        lock(&self.shared.faults).0 = faults;
+        let mut f = lock(&self.shared.faults);
+        f.draws = Rng(faults.seed ^ f.base_seed);
+        f.faults = faults;
     }
 
-    /// Runs `f` on the model (for tests and the demo).
+    /// Injects nothing any more (also drops pending [`SimHandle::fail_next`] faults).
+    pub fn clear_faults(&self) {
+        let mut f = lock(&self.shared.faults);
+        f.draws = Rng(f.base_seed);
+        f.faults = Faults::default();
+        f.scripted.clear();
+    }
+
+    /// The next `n` requests (of the operations [`Faults::only_operations`] selects) get `kind`,
+    /// before any random fault is drawn.
+    pub fn fail_next(&self, n: usize, kind: FaultKind) {
+        lock(&self.shared.faults)
+            .scripted
+            .extend(std::iter::repeat_n(kind, n));
+    }
+
+    /// Runs `f` on the source; waiters ([`SimHandle::wait_until`]) look again afterwards.
+    pub fn with_source<R>(&self, f: impl FnOnce(&mut Source) -> R) -> R {
+        let r = f(&mut lock(&self.shared.source));
+        self.shared.changed.notify_waiters();
+        r
+    }
+
+    /// Runs `f` on the model (for tests and the demo). Panics for a scripted source.
     pub fn with_simulation<R>(&self, f: impl FnOnce(&mut Simulation) -> R) -> R {
-        f(&mut lock(&self.shared.sim))
+        self.with_source(|source| match source {
+            Source::Generated(sim) => f(sim),
+            Source::Scripted(_) => panic!("the simulator serves a scripted source"),
+        })
+    }
+
+    /// Keeps every request in the log from now on (on: [`SimHandle::requests`] and the counts
+    /// below see them), or only the counters of [`SimHandle::stats`] (off, the default: a long
+    /// simulation would fill memory).
+    pub fn keep_request_log(&self, on: bool) {
+        lock(&self.shared.log).keep = on;
+    }
+
+    /// Every request kept since the start or the last [`SimHandle::reset_log`], in arrival
+    /// order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.log)
+            .entries
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// Requests of an operation.
+    pub fn count(&self, op: &str) -> usize {
+        self.count_where(|r| r.op == op)
+    }
+
+    /// Requests of an operation answered with `status`.
+    pub fn count_status(&self, op: &str, status: u16) -> usize {
+        self.count_where(|r| r.op == op && r.status == Some(status))
+    }
+
+    fn count_where(&self, keep: impl Fn(&RecordedRequest) -> bool) -> usize {
+        lock(&self.shared.log)
+            .entries
+            .iter()
+            .filter(|(_, r)| keep(r))
+            .count()
+    }
+
+    /// The most requests (all operations) that arrived within any window of this length
+    /// (`later - earlier < window`): at most N per window means the rate budget held.
+    pub fn max_requests_in_window(&self, window: Duration) -> usize {
+        self.max_in_window(window, |_| true)
+    }
+
+    /// [`SimHandle::max_requests_in_window`] for one operation.
+    pub fn max_requests_in_window_for(&self, op: &str, window: Duration) -> usize {
+        self.max_in_window(window, |r| r.op == op)
+    }
+
+    fn max_in_window(&self, window: Duration, keep: impl Fn(&RecordedRequest) -> bool) -> usize {
+        let mut times: Vec<Instant> = lock(&self.shared.log)
+            .entries
+            .iter()
+            .filter(|(_, r)| keep(r))
+            .map(|(_, r)| r.arrived)
+            .collect();
+        times.sort();
+        let mut best = 0;
+        let mut lo = 0;
+        for hi in 0..times.len() {
+            while lo <= hi && times[hi].duration_since(times[lo]) >= window {
+                lo += 1;
+            }
+            best = best.max(hi + 1 - lo);
+        }
+        best
+    }
+
+    /// Forgets the kept requests.
+    pub fn reset_log(&self) {
+        lock(&self.shared.log).entries.clear();
+    }
+
+    /// Waits until `cond` holds, re-checking after every answered request and every change
+    /// made through the handle. False when `timeout` passed first.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut cond: impl FnMut(&SimHandle) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if cond(self) {
+                return true;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return cond(self),
+            }
+        }
+    }
+
+    /// Waits until `n` requests of `op` have been answered; false on timeout.
+    pub async fn wait_for_requests(&self, op: &str, n: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, |h| {
+            h.count_where(|r| r.op == op && r.status.is_some()) >= n
+        })
+        .await
     }
 }
 
-/// Serves `sim` on `listener` until `shutdown` turns true.
+/// Serves `source` (a [`Simulation`] or a [`Scripted`] source) on `listener` until `shutdown`
+/// turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    sim: Simulation,
+    source: impl Into<Source>,
     faults: Faults,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SimHandle, tokio::task::JoinHandle<()>)> {
     let addr = listener.local_addr()?;
-    let seed = sim.spec().seed;
+    let source = source.into();
+    let base_seed = match &source {
+        Source::Generated(sim) => sim.spec().seed ^ 0xfa17,
+        Source::Scripted(_) => 0,
+    };
     let shared = Arc::new(Shared {
-        sim: Mutex::new(sim),
-        faults: Mutex::new((faults, Rng(seed ^ 0xfa17))),
-        stats: Mutex::new(Counters::default()),
+        source: Mutex::new(source),
+        faults: Mutex::new(FaultState {
+            draws: Rng(faults.seed ^ base_seed),
+            faults,
+            base_seed,
+            scripted: VecDeque::new(),
+            bucket: None,
+        }),
+        log: Mutex::new(Log::default()),
+        changed: Notify::new(),
     });
     let app = Router::new()
         .route(
@@ -174,30 +414,65 @@ pub async fn serve(
 
 type St = State<Arc<Shared>>;
 
+/// What a source is asked, besides the parameters.
+struct Ask<'a> {
+    params: Params<'a>,
+    /// Wall-clock milliseconds, for a generated simulation.
+    now_ms: i64,
+    /// For the scripted source's markers.
+    now: Instant,
+    marker_ttl: Option<Duration>,
+}
+
 async fn history_route(State(s): St, Path(arn): Path<String>, uri: Uri) -> Response {
-    answer(s, wire::GET_HISTORY, &uri, |sim, p, now| {
-        sim.history(&arn, p, now)
-    })
+    let target = arn.clone();
+    answer(
+        s,
+        wire::GET_HISTORY,
+        target,
+        &uri,
+        move |source, a| match source {
+            Source::Generated(sim) => sim.history(&arn, &a.params, a.now_ms),
+            Source::Scripted(x) => x.history(&arn, &a.params, a.now, a.marker_ttl),
+        },
+    )
     .await
 }
 
 async fn execution_route(State(s): St, Path(arn): Path<String>, uri: Uri) -> Response {
-    answer(s, wire::GET_EXECUTION, &uri, |sim, p, now| {
-        sim.get_execution(&arn, p, now)
-    })
+    let target = arn.clone();
+    answer(
+        s,
+        wire::GET_EXECUTION,
+        target,
+        &uri,
+        move |source, a| match source {
+            Source::Generated(sim) => sim.get_execution(&arn, &a.params, a.now_ms),
+            Source::Scripted(x) => x.get_execution(&arn, &a.params),
+        },
+    )
     .await
 }
 
 async fn list_route(State(s): St, Path(function): Path<String>, uri: Uri) -> Response {
-    answer(s, wire::LIST_BY_FUNCTION, &uri, |sim, p, now| {
-        sim.list(&function, p, now)
-    })
+    let target = function.clone();
+    answer(
+        s,
+        wire::LIST_BY_FUNCTION,
+        target,
+        &uri,
+        move |source, a| match source {
+            Source::Generated(sim) => sim.list(&function, &a.params, a.now_ms),
+            Source::Scripted(x) => x.list(&function, &a.params, a.now, a.marker_ttl),
+        },
+    )
     .await
 }
 
 async fn callback_route(
     State(s): St,
     Path((id, action)): Path<(String, String)>,
+    method: Method,
     uri: Uri,
     body: Bytes,
 ) -> Response {
@@ -211,11 +486,18 @@ async fn callback_route(
             CallbackAnswer::failure_from_body(&body),
         ),
         "heartbeat" => (wire::CALLBACK_HEARTBEAT, Ok(CallbackAnswer::Heartbeat)),
-        _ => return unknown(&s, &uri).await,
+        _ => return unknown(s, method, &uri).await,
     };
-    answer(s, op, &uri, move |sim, _, now| match parsed {
-        Ok(a) => sim.answer_callback(&id, a, now),
-        Err(e) => Reply::invalid(e),
+    let target = id.clone();
+    answer(s, op, target, &uri, move |source, a| {
+        match (source, parsed) {
+            (_, Err(e)) => Reply::invalid(e),
+            (Source::Generated(sim), Ok(answer)) => sim.answer_callback(&id, answer, a.now_ms),
+            // A scripted history is what the caller wrote: nothing is waiting for an answer.
+            (Source::Scripted(_), Ok(_)) => {
+                Reply::not_found(format!("Callback does not exist: {id}"))
+            }
+        }
     })
     .await
 }
@@ -226,36 +508,44 @@ async fn stats_route(State(s): St) -> Response {
 }
 
 async fn callbacks_route(State(s): St) -> Response {
-    let ids = lock(&s.sim).pending_callbacks(now_ms());
+    let ids = match &*lock(&s.source) {
+        Source::Generated(sim) => sim.pending_callbacks(now_ms()),
+        Source::Scripted(_) => Vec::new(),
+    };
     json_response(
         StatusCode::OK,
         serde_json::json!({ "PendingCallbacks": ids }).to_string(),
     )
 }
 
-async fn unknown_route(State(s): St, uri: Uri) -> Response {
-    unknown(&s, &uri).await
+async fn unknown_route(State(s): St, method: Method, uri: Uri) -> Response {
+    unknown(s, method, &uri).await
 }
 
-async fn unknown(s: &Shared, uri: &Uri) -> Response {
-    let reply = Reply::error(
-        404,
-        "UnknownOperationException",
-        format!("Unknown path pattern: {}", uri.path()),
-    );
-    count(s, "UnknownOperation", &reply, 0);
-    into_response(reply)
+async fn unknown(s: Arc<Shared>, method: Method, uri: &Uri) -> Response {
+    let target = format!("{method} {}", uri.path());
+    let path = uri.path().to_owned();
+    answer(s, wire::UNKNOWN_OPERATION, target, uri, move |_, _| {
+        Reply::error(
+            404,
+            "UnknownOperationException",
+            format!("Unknown path pattern: {path}"),
+        )
+    })
+    .await
 }
 
-/// Applies faults, then asks the model.
+/// Logs the request, applies faults, then asks the source; counts and logs the answer.
 async fn answer(
     s: Arc<Shared>,
     op: &'static str,
+    target: String,
     uri: &Uri,
-    ask: impl FnOnce(&mut Simulation, &Params<'_>, i64) -> Reply,
+    ask: impl FnOnce(&mut Source, &Ask<'_>) -> Reply,
 ) -> Response {
     let query = Query::<Vec<(String, String)>>::try_from_uri(uri).map(|q| q.0);
-    let (latency, fault) = decide(&s, query.as_ref().ok());
+    let number = arrive(&s, op, target, query.as_ref().ok());
+    let (latency, fault, marker_ttl) = decide(&s, op, query.as_ref().ok());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -263,10 +553,17 @@ async fn answer(
         (Some(r), _) => r,
         (None, Err(e)) => Reply::invalid(format!("Malformed query string: {e}")),
         (None, Ok(q)) => {
-            let now = now_ms();
-            let mut sim = lock(&s.sim);
-            sim.advance(now);
-            ask(&mut sim, &Params(&q), now)
+            let a = Ask {
+                params: Params(&q),
+                now_ms: now_ms(),
+                now: Instant::now(),
+                marker_ttl,
+            };
+            let mut source = lock(&s.source);
+            if let Source::Generated(sim) = &mut *source {
+                sim.advance(a.now_ms);
+            }
+            ask(&mut source, &a)
         }
     };
     let events = if op == wire::GET_HISTORY && reply.is_ok() {
@@ -274,21 +571,68 @@ async fn answer(
     } else {
         0
     };
-    count(&s, op, &reply, events);
-    into_response(reply)
+    finish(&s, number, op, &reply, events);
+    s.changed.notify_waiters();
+    into_response(reply, number)
 }
 
-fn decide(s: &Shared, query: Option<&Vec<(String, String)>>) -> (Duration, Option<Reply>) {
+/// Numbers the request and, when the log keeps requests, records it (status still unknown).
+fn arrive(
+    s: &Shared,
+    op: &'static str,
+    target: String,
+    query: Option<&Vec<(String, String)>>,
+) -> u64 {
+    let mut log = lock(&s.log);
+    log.seen += 1;
+    let number = log.seen;
+    if log.keep {
+        log.entries.push((
+            number,
+            RecordedRequest {
+                op,
+                target,
+                query: query.cloned().unwrap_or_default(),
+                arrived: Instant::now(),
+                status: None,
+            },
+        ));
+    }
+    number
+}
+
+/// (latency, the fault answer if any, the scripted markers' time to live).
+fn decide(
+    s: &Shared,
+    op: &str,
+    query: Option<&Vec<(String, String)>>,
+) -> (Duration, Option<Reply>, Option<Duration>) {
     let mut guard = lock(&s.faults);
-    let (faults, draws) = &mut *guard;
-    let throttle = draws.unit() < faults.throttle_probability;
-    let error = draws.unit() < faults.server_error_probability;
-    let expire = draws.unit() < faults.expired_marker_probability;
-    let has_marker = query.is_some_and(|q| q.iter().any(|(k, _)| k == "Marker"));
+    let state = &mut *guard;
+    let marker = query.and_then(|q| Params(q).one("Marker").map(str::to_owned));
+    let ttl = state.faults.expire_markers_after;
+    let applies = op != wire::UNKNOWN_OPERATION
+        && (state.faults.only_operations.is_empty() || state.faults.only_operations.contains(&op));
+    // Only the operations that page take a Marker.
+    let reject_all = state.faults.reject_all_markers
+        && (op == wire::GET_HISTORY || op == wire::LIST_BY_FUNCTION);
+    let rejected = || {
+        marker
+            .as_ref()
+            .filter(|_| reject_all)
+            .map(|m| Reply::invalid(format!("Invalid Marker: the marker {m:?} is not valid")))
+    };
+    if !applies {
+        return (Duration::ZERO, rejected(), ttl);
+    }
+    let faults = &state.faults;
+    // Every draw always happens, so the sequence does not depend on the probabilities.
+    let throttle = state.draws.unit() < faults.throttle_probability;
+    let error = state.draws.unit() < faults.server_error_probability;
+    let expire = state.draws.unit() < faults.expired_marker_probability;
     let over_quota = faults.rate_limit.is_some_and(|rate| {
-        let mut c = lock(&s.stats);
         let now = Instant::now();
-        let (tokens, last) = c.bucket.get_or_insert((rate, now));
+        let (tokens, last) = state.bucket.get_or_insert((rate, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate.max(1.0));
         *last = now;
         if *tokens >= 1.0 {
@@ -298,20 +642,26 @@ fn decide(s: &Shared, query: Option<&Vec<(String, String)>>) -> (Duration, Optio
             true
         }
     });
-    let fault = if throttle || over_quota {
-        Some(Reply::throttled(Some(1)))
+    let drawn = if throttle || over_quota {
+        Some(FaultKind::Throttle)
     } else if error {
-        Some(Reply::service_error(
-            "The service encountered an internal error (injected by the simulator)",
-        ))
-    } else if expire && has_marker {
-        Some(Reply::invalid(
-            "Invalid Marker: the marker has expired (injected by the simulator)",
-        ))
+        Some(FaultKind::ServerError)
     } else {
         None
     };
-    (faults.latency, fault)
+    let fault = match state.scripted.pop_front().or(drawn) {
+        Some(FaultKind::Throttle) => Some(Reply::throttled(
+            faults.retry_after_seconds.or(over_quota.then_some(1)),
+        )),
+        Some(FaultKind::ServerError) => Some(Reply::service_error(
+            "The service encountered an internal error (injected by the simulator)",
+        )),
+        None if expire && marker.is_some() => Some(Reply::invalid(
+            "Invalid Marker: the marker has expired (injected by the simulator)",
+        )),
+        None => rejected(),
+    };
+    (faults.latency, fault, ttl)
 }
 
 fn count_events(body: &str) -> u64 {
@@ -319,25 +669,32 @@ fn count_events(body: &str) -> u64 {
     body.matches("\"EventId\":").count() as u64
 }
 
-fn count(s: &Shared, op: &str, reply: &Reply, events: u64) {
-    let mut c = lock(&s.stats);
+/// Counts the answer and records its status in the kept request.
+fn finish(s: &Shared, number: u64, op: &str, reply: &Reply, events: u64) {
+    let mut log = lock(&s.log);
+    if let Some((_, r)) = log.entries.iter_mut().rev().find(|(n, _)| *n == number) {
+        r.status = Some(reply.status);
+    }
     let now = Instant::now();
-    while c
+    while log
         .window
         .front()
         .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
     {
-        c.window.pop_front();
+        log.window.pop_front();
     }
-    c.window.push_back(now);
-    c.served.max_requests_per_second = c.served.max_requests_per_second.max(c.window.len() as u64);
-    *c.served
+    log.window.push_back(now);
+    log.served.max_requests_per_second = log
+        .served
+        .max_requests_per_second
+        .max(log.window.len() as u64);
+    *log.served
         .requests
         .entry(op.to_owned())
         .or_default()
         .entry(reply.status)
         .or_default() += 1;
-    c.served.events_served += events;
+    log.served.events_served += events;
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -349,10 +706,18 @@ fn json_response(status: StatusCode, body: String) -> Response {
     r
 }
 
-fn into_response(reply: Reply) -> Response {
+fn into_response(reply: Reply, request_number: u64) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = json_response(status, reply.body);
     let headers = r.headers_mut();
+    let request_id = format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        request_number as u32, request_number
+    );
+    headers.insert(
+        HeaderName::from_static("x-amzn-requestid"),
+        HeaderValue::from_str(&request_id).expect("hex is a valid header value"),
+    );
     if let Some(t) = reply.error_type {
         headers.insert(
             HeaderName::from_static("x-amzn-errortype"),

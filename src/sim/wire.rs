@@ -1,5 +1,5 @@
-//! The Lambda durable REST API's conventions, as the simulator (and the test suite's fake)
-//! speak them: query parameters as aws-sdk-lambda writes them, and error answers the SDK maps
+//! The Lambda durable REST API's conventions, as the simulator's server and its sources (the
+//! generated simulation, the scripted source) speak them: query parameters as aws-sdk-lambda writes them, and error answers the SDK maps
 //! to its typed errors (`{"Type": T, "message": M}` plus `x-amzn-errortype`).
 
 use serde_json::json;
@@ -11,13 +11,15 @@ pub const LIST_BY_FUNCTION: &str = "ListDurableExecutionsByFunction";
 pub const CALLBACK_SUCCESS: &str = "SendDurableExecutionCallbackSuccess";
 pub const CALLBACK_FAILURE: &str = "SendDurableExecutionCallbackFailure";
 pub const CALLBACK_HEARTBEAT: &str = "SendDurableExecutionCallbackHeartbeat";
+/// What the request log records for a path no route matches.
+pub const UNKNOWN_OPERATION: &str = "UnknownOperation";
 
 /// MaxItems when absent or 0, as on the real service.
 pub const DEFAULT_MAX_ITEMS: usize = 100;
 /// MaxItems above this is a 400 InvalidParameterValueException.
 pub const MAX_ITEMS_LIMIT: usize = 1000;
 /// Longest durable execution ARN the API accepts.
-pub const MAX_ARN_LEN: usize = 2048;
+pub use crate::arn::MAX_ARN_LEN;
 /// Longest FunctionName the API accepts.
 pub const MAX_FUNCTION_NAME_LEN: usize = 256;
 
@@ -178,15 +180,12 @@ impl Params<'_> {
     }
 }
 
-/// Checks a durable execution ARN as the API validates the path parameter.
+/// Checks a durable execution ARN as the API validates the path parameter (as
+/// [`crate::arn::ExecutionArn::parse`] does).
 pub fn check_arn(arn: &str) -> Result<(), Reply> {
-    if arn.trim().is_empty()
-        || arn.len() > MAX_ARN_LEN
-        || arn.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(Reply::invalid("Invalid Durable Execution ARN"));
-    }
-    Ok(())
+    crate::arn::ExecutionArn::parse(arn)
+        .map(drop)
+        .map_err(|_| Reply::invalid("Invalid Durable Execution ARN"))
 }
 
 /// A function name, partial ARN (`ACCOUNT:function:NAME`) or ARN, optionally qualified:

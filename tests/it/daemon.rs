@@ -9,8 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::daemon::*;
-use crate::common::fake_api::{FakeApi, Faults, GET_HISTORY};
+use crate::common::http::free_port;
 use durable_exporter::history::Event;
+use durable_exporter::sim::scripted::{Faults, GET_HISTORY, ScriptedApi};
 use durable_exporter::synth::{SynthSpec, history};
 use serde_json::Value;
 
@@ -38,7 +39,7 @@ fn executions(n: usize, ops: usize) -> Vec<(String, Vec<Event>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progressing_executions_are_exported_exactly() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(3, 60);
     add_all_visible(&fake, &execs, 1);
@@ -116,7 +117,7 @@ async fn progressing_executions_are_exported_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_lose_nothing_and_repeat_at_most_a_batch() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 80);
     add_all_visible(&fake, &execs, 1);
@@ -205,7 +206,7 @@ async fn restarts_lose_nothing_and_repeat_at_most_a_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_marker_means_a_full_reread_without_duplicates() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 50);
     add_all_visible(&fake, &execs, 0);
@@ -260,7 +261,7 @@ async fn a_rejected_marker_means_a_full_reread_without_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_that_is_down_loses_nothing_and_the_buffer_holds() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let execs = executions(3, 60);
     add_all_visible(&fake, &execs, 0);
     for (a, _) in &execs {
@@ -327,7 +328,7 @@ async fn a_collector_that_is_down_loses_nothing_and_the_buffer_holds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_errors_keep_the_budget_and_lose_nothing() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(3, 40);
     add_all_visible(&fake, &execs, 0);
@@ -370,7 +371,7 @@ async fn throttling_and_server_errors_keep_the_budget_and_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_tracks_at_run_time_and_remembers() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 20);
     add_all_visible(&fake, &execs, 0);
@@ -492,7 +493,7 @@ fn run_with_a_bad_config_exits_2_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_http_protobuf_export_works_too() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::http().await;
     let execs = executions(2, 30);
     add_all_visible(&fake, &execs, 0);
@@ -523,7 +524,7 @@ async fn otlp_http_protobuf_export_works_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_healthcheck_command_asks_the_running_daemon() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let s = setup(&fake, receiver.addr, &[], "");
     let d = Daemon::start(&s, 1).await;
@@ -545,23 +546,10 @@ async fn the_healthcheck_command_asks_the_running_daemon() {
     assert!(String::from_utf8_lossy(&down.stderr).contains("healthcheck"));
 }
 
-/// A counter's value in the daemon's /metrics (text format); 0 when it has no series.
-async fn counter(addr: SocketAddr, name: &str) -> f64 {
-    let scrape = crate::common::prometheus::http_get(addr, "/metrics", &[("Accept", "text/plain")])
-        .await
-        .expect("/metrics answers");
-    assert_eq!(scrape.status, 200, "{}", scrape.body);
-    scrape
-        .body
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{}", scrape.body))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_the_collector_rejects_are_counted_logged_and_not_sent_again() {
     const MESSAGE: &str = "3 spans are older than the collector's retention";
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc_with(crate::common::otlp::Answer {
         reject: Some((3, MESSAGE.into())),
         ..Default::default()
@@ -599,15 +587,15 @@ async fn spans_the_collector_rejects_are_counted_logged_and_not_sent_again() {
     assert!(per_request.len() >= 2, "{per_request:?}");
 
     assert_eq!(
-        counter(s.http, "durable_exporter_spans_rejected_total").await,
+        metric(s.http, "durable_exporter_spans_rejected_total").await,
         rejected as f64
     );
     assert_eq!(
-        counter(s.http, "durable_exporter_spans_exported_total").await,
+        metric(s.http, "durable_exporter_spans_exported_total").await,
         (got.len() as u64 - rejected) as f64
     );
     assert_eq!(
-        counter(s.http, "durable_exporter_span_export_failures_total").await,
+        metric(s.http, "durable_exporter_span_export_failures_total").await,
         0.0
     );
     let logs = d.logs();
@@ -635,7 +623,7 @@ async fn spans_the_collector_rejects_are_counted_logged_and_not_sent_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_the_collector_refuses_for_good_are_counted_and_the_cursor_moves_on() {
     const MESSAGE: &str = "the spans are malformed";
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::http_with(crate::common::otlp::Answer {
         http_status: Some((400, MESSAGE.into())),
         ..Default::default()
@@ -668,11 +656,11 @@ async fn spans_the_collector_refuses_for_good_are_counted_and_the_cursor_moves_o
     let attempts = receiver.attempts();
     assert!(attempts >= 2, "{attempts}");
     assert_eq!(
-        counter(s.http, "durable_exporter_spans_rejected_total").await,
+        metric(s.http, "durable_exporter_spans_rejected_total").await,
         spans as f64
     );
     assert_eq!(
-        counter(s.http, "durable_exporter_spans_exported_total").await,
+        metric(s.http, "durable_exporter_spans_exported_total").await,
         0.0
     );
     let logs = d.logs();
@@ -690,12 +678,12 @@ async fn spans_the_collector_refuses_for_good_are_counted_and_the_cursor_moves_o
 /// and counted as an anomaly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflicting_copy_of_an_event_is_reported_and_the_first_copy_exported() {
-    use crate::common::fake_api::FakeExecution;
-    let fake = FakeApi::start().await;
+    use durable_exporter::sim::scripted::ScriptedExecution;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 40);
     let (a, events) = &execs[0];
-    let mut wire = FakeExecution::from_events(a, events).events;
+    let mut wire = ScriptedExecution::from_events(a, events).events;
     assert!(
         wire.len() > 40,
         "pages of 25: the copies are on pages 1 and 2"
@@ -710,7 +698,7 @@ async fn a_conflicting_copy_of_an_event_is_reported_and_the_first_copy_exported(
     let (copy20, copy24) = (altered(&wire[19]), altered(&wire[23]));
     wire.insert(21, copy20);
     wire.insert(26, copy24);
-    fake.add_execution(FakeExecution::from_wire_events(a, wire));
+    fake.add_execution(ScriptedExecution::from_wire_events(a, wire));
     let s = setup(&fake, receiver.addr, std::slice::from_ref(a), "");
     let d = Daemon::start_json(&s, 1).await;
     wait_for(
@@ -723,18 +711,7 @@ async fn a_conflicting_copy_of_an_event_is_reported_and_the_first_copy_exported(
     .await;
     let (got, _) = received(&receiver);
     assert_exact(&expected(&execs), &got);
-    let metrics = {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut stream = tokio::net::TcpStream::connect(s.http).await.unwrap();
-        let req = format!(
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            s.http
-        );
-        stream.write_all(req.as_bytes()).await.unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.unwrap();
-        text
-    };
+    let metrics = scrape(s.http).await;
     assert!(
         metrics
             .lines()
@@ -762,7 +739,7 @@ async fn a_conflicting_copy_of_an_event_is_reported_and_the_first_copy_exported(
 /// answer, news that fits in it is taken from it, and more news is read forward as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn looks_deep_in_a_large_page_probe_the_tail() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 80);
     let (a, events) = &execs[0];
@@ -780,7 +757,7 @@ async fn looks_deep_in_a_large_page_probe_the_tail() {
         move |v: &Views| v.get(&a).is_some_and(|x| x.read >= n as u64)
     };
     wait_for(&d, s.api, Duration::from_secs(20), "150 read", read_to(150)).await;
-    let history = |fake: &FakeApi| -> Vec<(bool, Option<String>, Option<String>)> {
+    let history = |fake: &ScriptedApi| -> Vec<(bool, Option<String>, Option<String>)> {
         fake.requests()
             .iter()
             .filter(|r| r.op == GET_HISTORY)

@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::daemon::*;
-use crate::common::fake_api::{FakeApi, GET_HISTORY};
+use crate::common::exposition;
+use crate::common::http::http_get;
 use durable_exporter::history::Event;
+use durable_exporter::sim::scripted::{GET_HISTORY, ScriptedApi};
 use durable_exporter::synth::{SynthSpec, history};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn arn(i: usize) -> String {
     format!(
@@ -22,61 +22,22 @@ fn arn(i: usize) -> String {
 
 /// GET with an Accept header; (status, content type, body).
 async fn get(addr: SocketAddr, path: &str, accept: &str) -> (u16, String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type:")
-                .map(|v| v.trim().to_owned())
-        })
-        .unwrap_or_default();
-    (status, ctype, body.to_owned())
+    let r = http_get(addr, path, &[("Accept", accept)])
+        .await
+        .unwrap_or_else(|| panic!("GET {path}: no answer"));
+    let ctype = r.header("content-type").unwrap_or_default().to_owned();
+    (r.status, ctype, r.body)
 }
 
 /// `series{labels}` → value, from the text exposition.
 fn parse(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            // Drop an exemplar (` # {...} v t`).
-            let l = l.split(" # ").next().unwrap();
-            let (series, value) = l.rsplit_once(' ').unwrap();
-            let value = match value {
-                "+Inf" => f64::INFINITY,
-                v => v.parse().unwrap(),
-            };
-            (series.to_owned(), value)
-        })
-        .collect()
+    exposition::parse(text).by_series()
 }
 
 fn offline(execs: &[(String, Vec<Event>)]) -> BTreeMap<String, f64> {
     let mut total = BTreeMap::new();
-    let dir = tempfile::tempdir().unwrap();
     for (a, events) in execs {
-        let path = dir.path().join("h.json");
-        std::fs::write(
-            &path,
-            durable_exporter::history::json::to_wire_json(events, None),
-        )
-        .unwrap();
-        let out = Command::new(BIN)
-            .args(["convert", "--format", "prometheus", "--arn", a])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        for (k, v) in parse(&String::from_utf8(out.stdout).unwrap()) {
+        for (k, v) in parse(&exposition::convert_events(a, events)) {
             *total.entry(k).or_insert(0.0) += v;
         }
     }
@@ -96,7 +57,7 @@ fn counted(m: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_each_event_once_across_a_restart() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs: Vec<(String, Vec<Event>)> = (1..=2)
         .map(|i| {

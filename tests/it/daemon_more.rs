@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::daemon::*;
-use crate::common::fake_api::{
-    FakeApi, FakeExecution, GET_EXECUTION, GET_HISTORY, LIST_BY_FUNCTION, RecordedRequest,
-};
+use crate::common::http::free_port;
 use durable_exporter::history::{Event, EventDetails, OperationRef};
+use durable_exporter::sim::scripted::{
+    GET_EXECUTION, GET_HISTORY, LIST_BY_FUNCTION, RecordedRequest, ScriptedApi, ScriptedExecution,
+};
 use durable_exporter::synth::{SynthSpec, history};
 use durable_exporter::time::Timestamp;
 use serde_json::Value;
@@ -97,7 +98,7 @@ fn op(id: &str, name: &str, sub_type: Option<&str>) -> Option<OperationRef> {
 }
 
 /// Requests of `op` (any operation when None) for `target`.
-fn requests_for(fake: &FakeApi, op: Option<&str>, target: &str) -> Vec<RecordedRequest> {
+fn requests_for(fake: &ScriptedApi, op: Option<&str>, target: &str) -> Vec<RecordedRequest> {
     fake.requests()
         .into_iter()
         .filter(|r| op.is_none_or(|o| r.op == o) && r.target == target)
@@ -116,7 +117,7 @@ async fn wall_clock_past(at_ms: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_follows_recent_executions_of_the_listed_function() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let now = now_ms();
     let recent = now - 60_000;
@@ -319,7 +320,7 @@ fn chained_pair() -> ((String, Vec<Event>), (String, Vec<Event>)) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chained_invokes_are_followed_when_asked() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let (parent, child) = chained_pair();
     let both = vec![parent.clone(), child.clone()];
@@ -351,7 +352,7 @@ async fn chained_invokes_are_followed_when_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chained_invokes_are_not_followed_by_default() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let (parent, child) = chained_pair();
     add_all(&fake, &[parent.clone(), child.clone()]);
@@ -385,7 +386,7 @@ async fn chained_invokes_are_not_followed_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let wait_arn = exec_arn("orders", "$LATEST", "order-wait", 30);
     let cb_arn = exec_arn("orders", "$LATEST", "order-callback", 31);
@@ -472,9 +473,9 @@ async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
     let cb_events = c.0;
 
     fake.add_execution(
-        FakeExecution::from_events(&wait_arn, &wait_events).with_visible(visible_at_first),
+        ScriptedExecution::from_events(&wait_arn, &wait_events).with_visible(visible_at_first),
     );
-    fake.add_execution(FakeExecution::from_events(&cb_arn, &cb_events));
+    fake.add_execution(ScriptedExecution::from_events(&cb_arn, &cb_events));
     let s = setup(
         &fake,
         receiver.addr,
@@ -601,7 +602,7 @@ async fn a_wait_is_polled_at_its_end_and_a_callback_with_back_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_checkpoint_is_moved_aside_and_the_execution_read_again() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let exec = (
         exec_arn("orders", "$LATEST", "order-corrupt", 40),
@@ -682,7 +683,7 @@ async fn a_corrupt_checkpoint_is_moved_aside_and_the_execution_read_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_with_the_collector_down_loses_nothing() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let exec = (
         exec_arn("orders", "$LATEST", "order-down", 50),
         synth_ending(25, 500, 1_795_248_229_114, true),
@@ -749,7 +750,7 @@ async fn retention_passes(s: &Setup, arn: &str, retention: Duration) {
 /// `checkpoint.retention`: the start-up forgets it. A running one known the same way is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_forgets_a_finished_checkpoint_at_start_up() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let done = (
         exec_arn("orders", "$LATEST", "order-done", 60),
@@ -760,7 +761,7 @@ async fn retention_forgets_a_finished_checkpoint_at_start_up() {
         synth_ending(15, 610, 1_795_248_229_114, true),
     );
     add_all(&fake, std::slice::from_ref(&done));
-    fake.add_execution(FakeExecution::from_events(&running.0, &running.1).with_visible(10));
+    fake.add_execution(ScriptedExecution::from_events(&running.0, &running.1).with_visible(10));
     let arns = [done.0.clone(), running.0.clone()];
     let retention = "checkpoint:\n  retention: 1s\n";
     let s = setup(&fake, receiver.addr, &arns, retention);
@@ -820,7 +821,7 @@ enum Via {
 /// (1s) passes; the daemon starts again with the same tracking. Returns what went wrong: the
 /// execution must not be read or exported a second time (nor, unless configured, be tracked).
 async fn finished_execution_after_retention(via: Via, i: usize) -> Vec<String> {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let start = now_ms() - 60_000;
     let done = (

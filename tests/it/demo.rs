@@ -7,7 +7,7 @@ use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::daemon::free_port;
+use crate::common::http::{free_port, get_blocking};
 use serde_json::Value;
 
 use crate::common::daemon::BIN;
@@ -35,22 +35,14 @@ fn demo(listen: &str, extra: &[&str]) -> Command {
     c
 }
 
-/// GET `path` once the server answers (or panics after 20 s).
+/// GET `path` once the server answers 200 (or panics after 20 s): the body.
 fn get_when_up(addr: &str, path: &str) -> String {
-    use std::io::Write as _;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            write!(
-                s,
-                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut out = String::new();
-            if s.read_to_string(&mut out).is_ok() && out.starts_with("HTTP/1.1 200") {
-                return out;
-            }
+        if let Ok(r) = get_blocking(addr, path)
+            && r.status == 200
+        {
+            return r.body;
         }
         assert!(Instant::now() < deadline, "{addr}{path} never answered");
         std::thread::sleep(Duration::from_millis(100));

@@ -10,15 +10,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::daemon::*;
-use crate::common::fake_api::FakeApi;
-use crate::common::prometheus::{http_get, promtool_bin};
+use crate::common::exposition::parse;
+use crate::common::http::{free_port, http_get};
+use crate::common::prometheus::promtool_bin;
+use crate::common::{require_tool, root};
 use durable_exporter::history::Event;
+use durable_exporter::sim::scripted::ScriptedApi;
 use durable_exporter::synth::{SynthSpec, history};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    crate::common::root()
-}
 
 /// Every file under `dir` (recursively) whose name ends with one of `exts`, sorted.
 fn files_under(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
@@ -251,22 +250,9 @@ fn arn(function: &str, i: usize) -> String {
     )
 }
 
-/// The series names of the daemon's /metrics (classic text format).
-fn scraped_names(body: &str) -> BTreeSet<String> {
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            l.split(|c: char| c == '{' || c.is_whitespace())
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promql_uses_only_metric_names_the_daemon_exposes() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     // Three finished executions of two functions and one left running (suspended on a wait),
     // so the state gauges of running executions have series too.
@@ -304,7 +290,7 @@ async fn promql_uses_only_metric_names_the_daemon_exposes() {
         .await
         .expect("/metrics answers");
     assert_eq!(scrape.status, 200, "{}", scrape.body);
-    let scraped = scraped_names(&scrape.body);
+    let scraped = parse(&scrape.body).names();
     for must in [
         "durable_executions_started_total",
         "durable_executions_running",
@@ -349,19 +335,16 @@ async fn promql_uses_only_metric_names_the_daemon_exposes() {
 // ---------------------------------------------------------------------------------------------
 // promtool and check-config.
 
-/// `promtool ARGS` in the crate's root; None (after a printed note) when promtool is missing.
+/// `promtool ARGS` in the crate's root; None when promtool is missing (off CI: after a note).
 fn promtool(args: &[&str]) -> Option<std::process::Output> {
-    match Command::new(promtool_bin())
-        .args(args)
-        .current_dir(root())
-        .output()
-    {
-        Ok(out) => Some(out),
-        Err(e) => {
-            assert!(tool_missing(&promtool_bin(), &e));
-            None
-        }
-    }
+    let promtool = promtool_bin()?;
+    Some(
+        Command::new(&promtool)
+            .args(args)
+            .current_dir(root())
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", promtool.display())),
+    )
 }
 
 #[test]
@@ -410,35 +393,22 @@ fn every_shipped_config_passes_check_config() {
 // ---------------------------------------------------------------------------------------------
 // docker-compose.yml.
 
-/// A tool the CI machine has (`.ci/run` installs it and sets DURABLE_EXPORTER_CI=1): there a
-/// missing tool fails the test; elsewhere the check is skipped with a note.
-fn tool_missing(tool: &str, e: &std::io::Error) -> bool {
-    if e.kind() != std::io::ErrorKind::NotFound {
-        panic!("{tool}: {e}");
-    }
-    assert!(
-        std::env::var_os("DURABLE_EXPORTER_CI").is_none(),
-        "`{tool}` is missing on the CI machine (.ci/run installs it)"
-    );
-    println!("note: `{tool}` not found, skipping it (see .ci/run)");
-    true
-}
-
 #[test]
 fn docker_compose_validates_and_wires_the_stack_together() {
     let compose = root().join("deploy/docker-compose.yml");
-    match Command::new("docker-compose")
-        .args(["-f", compose.to_str().unwrap(), "config", "-q"])
-        .env_remove("EXPORTER_ARGS")
-        .env_remove("EXPORTER_CONFIG")
-        .output()
-    {
-        Ok(out) => assert!(
+    // Without docker-compose (off CI), the checks by reading below still run.
+    if let Some(docker_compose) = require_tool("docker-compose", "apt-get install docker-compose") {
+        let out = Command::new(&docker_compose)
+            .args(["-f", compose.to_str().unwrap(), "config", "-q"])
+            .env_remove("EXPORTER_ARGS")
+            .env_remove("EXPORTER_CONFIG")
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", docker_compose.display()));
+        assert!(
             out.status.success(),
             "docker-compose config:\n{}",
             String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => assert!(tool_missing("docker-compose", &e)),
+        );
     }
 
     let c = parse_yaml(&compose);

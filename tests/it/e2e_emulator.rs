@@ -25,16 +25,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::common::daemon::{
-    BIN, Daemon, assert_exact, expected, free_port, http, spans_of, views,
-};
+use crate::common::daemon::{BIN, Daemon, assert_exact, expected, http, spans_of, views};
+use crate::common::exposition::{parse, series_key, split_series};
+use crate::common::http::{free_port, send, urlencode as enc};
 use crate::common::otlp::Seen;
 use durable_exporter::arn::ExecutionArn;
 use durable_exporter::history::Event;
 use durable_exporter::trace::TraceOptions;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 /// The account the emulator's executions belong to.
@@ -104,7 +103,9 @@ const DAEMON_DEADLINE: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_exports_what_the_emulator_recorded() {
     let started = Instant::now();
-    let venv = venv();
+    let Some(venv) = venv() else {
+        return;
+    };
     let h = Harness::new();
     eprintln!("e2e: working directory {}", h.dir.path().display());
     let emu = h.start_emulator(&venv).await;
@@ -292,8 +293,9 @@ async fn daemon_exports_what_the_emulator_recorded() {
 // ---------------------------------------------------------------------------------------------
 // The venv, the processes, the working directory.
 
-/// tests/e2e/setup.sh: the venv's path (created or checked). Fails with its output when it fails.
-fn venv() -> PathBuf {
+/// tests/e2e/setup.sh: the venv's path (created or checked). None when it cannot be made,
+/// after [`crate::common::missing`] (which fails the test on CI).
+fn venv() -> Option<PathBuf> {
     let script = crate::common::root().join("tests/e2e/setup.sh");
     let out = Command::new("bash")
         .arg(&script)
@@ -302,20 +304,25 @@ fn venv() -> PathBuf {
         .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", script.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{} failed ({}): the end-to-end test needs Python >= 3.11 and PyPI (or a venv at \
-         $DURABLE_E2E_VENV) for aws-durable-execution-sdk-python-testing\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        script.display(),
-        out.status
-    );
+    if !out.status.success() {
+        crate::common::missing(
+            &format!(
+                "the e2e venv ({} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr})",
+                script.display(),
+                out.status
+            ),
+            "Python >= 3.11 and PyPI (or a venv at $DURABLE_E2E_VENV) for \
+             aws-durable-execution-sdk-python-testing; see tests/e2e/README.md",
+        );
+        return None;
+    }
     let venv = PathBuf::from(stdout.lines().next_back().unwrap_or("").trim());
     assert!(
         venv.join("bin/dex-local-runner").is_file(),
         "{} printed {venv:?}, which has no bin/dex-local-runner\n{stdout}{stderr}",
         script.display()
     );
-    venv
+    Some(venv)
 }
 
 /// A process the test started: stopped by its PID (SIGTERM, then SIGKILL) when dropped.
@@ -581,83 +588,24 @@ async fn start_daemon(h: &Harness, name: &str, config: &Path, listen: SocketAddr
 // ---------------------------------------------------------------------------------------------
 // The emulator's API.
 
-/// One HTTP/1.1 request (`Connection: close`): status and body. Errors are transport errors.
+/// One HTTP/1.1 request (`Connection: close`, 15 s to answer): status and body. Errors are
+/// transport errors.
 async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> Result<(u16, String), String> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let body = body.unwrap_or("");
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream
-            .write_all(req.as_bytes())
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let mut buf = Vec::new();
-        stream
-            .read_to_end(&mut buf)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let split = buf
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| format!("no HTTP answer: {:?}", String::from_utf8_lossy(&buf)))?;
-        let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-        let rest = &buf[split + 4..];
-        let status: u16 = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("no status in {head:?}"))?;
-        let chunked = head
-            .lines()
-            .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
-        let body = if chunked {
-            dechunk(rest)
-        } else {
-            rest.to_vec()
-        };
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    };
-    tokio::time::timeout(Duration::from_secs(15), exchange)
-        .await
-        .unwrap_or_else(|_| Err(format!("{method} {path}: no answer within 15s")))
-}
-
-/// The body of a `Transfer-Encoding: chunked` answer.
-fn dechunk(mut s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
-        let size = String::from_utf8_lossy(&s[..eol]);
-        let n = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
-        let rest = &s[eol + 2..];
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.extend_from_slice(&rest[..n]);
-        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
-    }
-    out
-}
-
-/// Percent-encodes one path segment or query value (ARNs and callback ids hold `/`, `+`, `=`).
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    send(
+        addr,
+        method,
+        path,
+        &[],
+        body.unwrap_or(""),
+        Duration::from_secs(15),
+    )
+    .await
+    .map(|r| (r.status, r.body))
 }
 
 /// One execution as the emulator recorded it, once it ended.
@@ -1110,67 +1058,7 @@ type Series = BTreeMap<String, f64>;
 
 /// GET /metrics (the classic text format).
 async fn scrape(addr: SocketAddr) -> Series {
-    let (status, body) = request(addr, "GET", "/metrics", None)
-        .await
-        .unwrap_or_else(|e| panic!("GET /metrics: {e}"));
-    assert_eq!(status, 200, "GET /metrics: {body}");
-    parse_exposition(&body)
-}
-
-fn parse_exposition(text: &str) -> Series {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (series, value) = l
-                .rsplit_once(' ')
-                .unwrap_or_else(|| panic!("not a sample: {l}"));
-            let value = match value {
-                "+Inf" => f64::INFINITY,
-                "-Inf" => f64::NEG_INFINITY,
-                v => v.parse().unwrap_or_else(|e| panic!("{l}: {e}")),
-            };
-            let (name, labels) = split_series(series);
-            (join_series(&name, &labels), value)
-        })
-        .collect()
-}
-
-/// `name{a="x",b="y"}` → (name, labels).
-fn split_series(series: &str) -> (String, BTreeMap<String, String>) {
-    let Some((name, rest)) = series.split_once('{') else {
-        return (series.to_owned(), BTreeMap::new());
-    };
-    let body = rest.strip_suffix('}').unwrap_or(rest);
-    let mut labels = BTreeMap::new();
-    let mut chars = body.chars().peekable();
-    loop {
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.trim().is_empty() {
-            break;
-        }
-        assert_eq!(chars.next(), Some('"'), "label {key} in {series}");
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => value.push(chars.next().unwrap_or('\\')),
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        labels.insert(key.trim().trim_start_matches(',').to_owned(), value);
-        if chars.peek() == Some(&',') {
-            chars.next();
-        }
-    }
-    (name.to_owned(), labels)
-}
-
-fn join_series(name: &str, labels: &BTreeMap<String, String>) -> String {
-    if labels.is_empty() {
-        return name.to_owned();
-    }
-    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!("{name}{{{}}}", inner.join(","))
+    parse(&crate::common::daemon::scrape(addr).await).by_series()
 }
 
 /// The sum of the series of `name` whose labels include `labels`.
@@ -1219,13 +1107,13 @@ fn metrics_of_histories(execs: &[Exec]) -> Series {
             &ExecutionArn::parse(&e.arn).unwrap(),
             &TraceOptions::default(),
         );
-        for (k, v) in parse_exposition(&text) {
+        for (k, v) in parse(&text).by_series() {
             let (name, mut labels) = split_series(&k);
             if let Some(f) = labels.get_mut("function") {
                 assert_eq!(f, "unknown", "{k}");
                 *f = e.function.to_owned();
             }
-            *all.entry(join_series(&name, &labels)).or_insert(0.0) += v;
+            *all.entry(series_key(&name, &labels)).or_insert(0.0) += v;
         }
     }
     all

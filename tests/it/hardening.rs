@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::daemon::*;
-use crate::common::fake_api::{FakeApi, Faults};
-use crate::common::prometheus::{Response, parse_response};
+use crate::common::exposition::value_of as series;
+use crate::common::http::{Response, exchange, parse_response, request, request_bytes};
 use durable_exporter::history::Event;
+use durable_exporter::sim::scripted::{Faults, ScriptedApi};
 use durable_exporter::synth::{SynthSpec, history};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::time::Instant;
 
 fn arn(i: usize) -> String {
@@ -49,70 +50,7 @@ fn add_body(arn: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTP with headers, bodies and TLS (the harness's `http()` sends none of these).
-
-/// The request as bytes: `Connection: close`, the headers, `Content-Length` when a body is given.
-fn request_bytes(
-    host: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Vec<u8> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    if !body.is_empty() || method == "POST" {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-/// Writes the request and reads the answer to EOF; the error says where it failed. A server
-/// that closes a TLS stream without close_notify still answered.
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut S,
-    req: &[u8],
-) -> Result<Response, String> {
-    stream
-        .write_all(req)
-        .await
-        .map_err(|e| format!("write: {e}"))?;
-    let _ = stream.flush().await;
-    let mut buf = Vec::new();
-    match stream.read_to_end(&mut buf).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
-        Err(e) => return Err(format!("read: {e}")),
-    }
-    parse_response(&buf)
-        .ok_or_else(|| format!("not an HTTP answer: {:?}", String::from_utf8_lossy(&buf)))
-}
-
-/// One plain HTTP/1.1 request with extra headers; None when no HTTP answer came within 5 s.
-async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Option<Response> {
-    let req = request_bytes(&addr.to_string(), method, path, headers, body.as_bytes());
-    tokio::time::timeout(Duration::from_secs(5), async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        exchange(&mut stream, &req).await.ok()
-    })
-    .await
-    .ok()
-    .flatten()
-}
+// HTTPS (plain HTTP with headers and bodies: common::http).
 
 /// A TLS client trusting `ca_pem`, with a client certificate when given (PEM certificate, key).
 fn tls_client(ca_pem: &str, client: Option<(&str, &str)>) -> tokio_rustls::TlsConnector {
@@ -173,32 +111,6 @@ fn basic(user: &str, password: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
-}
-
-/// The value of one series (`name{labels}` exactly as exposed) in a text exposition.
-fn series(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
-/// `/metrics` of the metrics listener (plain HTTP).
-async fn scrape(addr: SocketAddr) -> String {
-    let r = request(addr, "GET", "/metrics", &[], "")
-        .await
-        .expect("/metrics answers");
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body
-}
-
-/// The value of one series in `/metrics`; panics when the series is absent.
-async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let body = scrape(addr).await;
-    series(&body, name).unwrap_or_else(|| panic!("no {name} in\n{body}"))
 }
 
 /// Polls `check` every 50 ms until it gives Some, or panics with `what` and the daemon's log.
@@ -278,7 +190,7 @@ async fn running_until(
 /// nothing that reads or changes tracking; the run-time API is on its own listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_time_api_is_not_on_the_metrics_listener() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 5);
     add_all(&fake, &execs);
@@ -345,7 +257,7 @@ async fn the_run_time_api_is_not_on_the_metrics_listener() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_facing_api_demands_its_bearer_token() {
     const TOKEN: &str = "5f2b8c0e9a7d4e1f8b3c6a9d2e5f8a1b";
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 5);
     add_all(&fake, &execs);
@@ -460,7 +372,7 @@ async fn a_network_facing_api_demands_its_bearer_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_beyond_max_executions_are_refused_and_counted() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(4, 5);
     add_all(&fake, &execs);
@@ -538,7 +450,7 @@ async fn closed_by(mut stream: tokio::net::TcpStream, deadline: Instant) -> Opti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_off_and_starve_nothing() {
     const SLOW: usize = 300;
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 5);
     add_all(&fake, &execs);
@@ -685,7 +597,7 @@ async fn slow_clients_are_cut_off_and_starve_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_configs_give_tls_basic_auth_and_client_certificates() {
     let pki = crate::common::otlp::TestPki::new();
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 5);
     add_all(&fake, &execs);
@@ -918,7 +830,7 @@ fn spans_received(r: &crate::common::otlp::Receiver) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_checkpoint_disk_pauses_the_export_and_loses_nothing() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(3, 60);
     add_all_visible(&fake, &execs, 1);
@@ -928,11 +840,10 @@ async fn a_full_checkpoint_disk_pauses_the_export_and_loses_nothing() {
     let tmpfs = match Tmpfs::mount(&s.checkpoints(), "4m") {
         Ok(t) => t,
         Err(e) => {
-            let why = format!(
-                "this test needs root and tmpfs (it mounts a small tmpfs as checkpoint.dir and fills it): {e}"
+            crate::common::missing(
+                &format!("root or tmpfs ({e})"),
+                "run as root: the test mounts a small tmpfs as checkpoint.dir and fills it",
             );
-            assert!(std::env::var_os("DURABLE_EXPORTER_CI").is_none(), "{why}");
-            eprintln!("skipped: {why}");
             return;
         }
     };
@@ -1085,7 +996,7 @@ async fn a_collector_that_never_answers_makes_the_daemon_unready() {
             });
         }
     });
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let execs = executions(2, 10);
     add_all(&fake, &execs);
     let s = setup(
@@ -1126,7 +1037,7 @@ async fn a_collector_that_never_answers_makes_the_daemon_unready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_daemon_stays_ready_and_an_api_that_stops_answering_does_not() {
     const WINDOW: Duration = Duration::from_secs(1);
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 5);
     add_all(&fake, &execs);
@@ -1184,7 +1095,7 @@ async fn an_idle_daemon_stays_ready_and_an_api_that_stops_answering_does_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_of_a_newer_version_stops_the_start_unless_reread() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(1, 5);
     add_all(&fake, &execs);
@@ -1262,7 +1173,7 @@ async fn a_checkpoint_of_a_newer_version_stops_the_start_unless_reread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_what_it_can_and_survives_what_it_cannot() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(2, 5);
     add_all(&fake, &execs);
@@ -1394,7 +1305,7 @@ async fn sighup_reloads_what_it_can_and_survives_what_it_cannot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttling_storm_starves_no_history_read_and_keeps_the_budget() {
     const RATE: usize = 100;
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let execs = executions(100, 10);
     add_all(&fake, &execs);
@@ -1436,8 +1347,8 @@ async fn a_throttling_storm_starves_no_history_read_and_keeps_the_budget() {
     )
     .await;
     let done = started.elapsed();
-    let throttled = fake.count_status(crate::common::fake_api::GET_HISTORY, 429)
-        + fake.count_status(crate::common::fake_api::GET_EXECUTION, 429);
+    let throttled = fake.count_status(durable_exporter::sim::scripted::GET_HISTORY, 429)
+        + fake.count_status(durable_exporter::sim::scripted::GET_EXECUTION, 429);
     assert!(throttled > 0, "the storm happened");
     let peak = fake.max_requests_in_window(Duration::from_secs(1));
     assert!(peak <= RATE, "{peak} requests in one second, budget {RATE}");

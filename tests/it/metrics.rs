@@ -8,225 +8,13 @@
 //! The tests at the end (two of them run the daemon) pinned bugs found while writing these;
 //! they are fixed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
+use crate::common::exposition::{Exposition, convert_text, parse};
+use crate::common::prometheus::{promtool_bin, promtool_check_metrics};
 use crate::common::{FIXTURES, arn_of, history_path, root};
 use serde_json::Value;
-
-use crate::common::daemon::BIN;
-
-// ---------------------------------------------------------------------------------------------
-// The exposition.
-
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// One text exposition: its samples and its `# TYPE` lines.
-#[derive(Debug)]
-struct Exposition {
-    text: String,
-    samples: Vec<Sample>,
-    types: BTreeMap<String, String>,
-}
-
-/// A histogram series: cumulative buckets by upper bound (+Inf last), sum and count.
-#[derive(Debug)]
-struct Hist {
-    buckets: Vec<(f64, f64)>,
-    sum: f64,
-    count: f64,
-}
-
-impl Hist {
-    /// The cumulative count of the bucket whose upper bound is `le`.
-    fn le(&self, le: f64) -> f64 {
-        self.buckets
-            .iter()
-            .find(|(b, _)| *b == le)
-            .unwrap_or_else(|| panic!("no bucket le={le} in {:?}", self.buckets))
-            .1
-    }
-}
-
-fn parse_value(v: &str, line: &str) -> f64 {
-    match v {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        "NaN" => f64::NAN,
-        _ => v
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value {v:?} in {line:?}")),
-    }
-}
-
-/// `name{a="x",b="y"} value [timestamp]`; label values may hold escaped `\\`, `\"`, `\n`.
-fn parse_sample(line: &str) -> Sample {
-    let end = line.find(['{', ' ']).unwrap_or(line.len());
-    let name = line[..end].to_owned();
-    assert!(!name.is_empty(), "no metric name in {line:?}");
-    let mut labels = BTreeMap::new();
-    let mut rest = &line[end..];
-    if let Some(body) = rest.strip_prefix('{') {
-        let mut chars = body.char_indices().peekable();
-        loop {
-            while chars.next_if(|(_, c)| *c == ',' || *c == ' ').is_some() {}
-            let Some((i, c)) = chars.next() else {
-                panic!("unterminated labels in {line:?}")
-            };
-            if c == '}' {
-                rest = &body[i + 1..];
-                break;
-            }
-            let mut key = String::from(c);
-            for (_, c) in chars.by_ref() {
-                if c == '=' {
-                    break;
-                }
-                key.push(c);
-            }
-            assert_eq!(
-                chars.next().map(|(_, c)| c),
-                Some('"'),
-                "label {key} without a quoted value in {line:?}"
-            );
-            let mut value = String::new();
-            loop {
-                match chars.next() {
-                    Some((_, '\\')) => match chars.next() {
-                        Some((_, 'n')) => value.push('\n'),
-                        Some((_, c)) => value.push(c),
-                        None => panic!("dangling escape in {line:?}"),
-                    },
-                    Some((_, '"')) => break,
-                    Some((_, c)) => value.push(c),
-                    None => panic!("unterminated label value in {line:?}"),
-                }
-            }
-            assert!(
-                labels.insert(key.clone(), value).is_none(),
-                "label {key} twice in {line:?}"
-            );
-        }
-    }
-    let mut fields = rest.split_whitespace();
-    let value = parse_value(
-        fields
-            .next()
-            .unwrap_or_else(|| panic!("no value in {line:?}")),
-        line,
-    );
-    Sample {
-        name,
-        labels,
-        value,
-    }
-}
-
-fn parse(text: &str) -> Exposition {
-    let mut samples = Vec::new();
-    let mut types = BTreeMap::new();
-    for line in text.lines() {
-        if let Some(t) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = t.split_once(' ').unwrap();
-            types.insert(name.to_owned(), kind.to_owned());
-        } else if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        } else {
-            samples.push(parse_sample(line));
-        }
-    }
-    Exposition {
-        text: text.to_owned(),
-        samples,
-        types,
-    }
-}
-
-fn matches(s: &Sample, want: &[(&str, &str)]) -> bool {
-    want.iter()
-        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-}
-
-impl Exposition {
-    /// The samples of `name` whose labels include `want`.
-    fn series(&self, name: &str, want: &[(&str, &str)]) -> Vec<&Sample> {
-        self.samples
-            .iter()
-            .filter(|s| s.name == name && matches(s, want))
-            .collect()
-    }
-
-    /// The one sample of `name` with labels including `want`.
-    fn value(&self, name: &str, want: &[(&str, &str)]) -> f64 {
-        let found = self.series(name, want);
-        assert_eq!(
-            found.len(),
-            1,
-            "expected one {name} with {want:?}, found {found:#?}\n{}",
-            self.text
-        );
-        found[0].value
-    }
-
-    /// What `sum(name{want})` gives: 0 when no series matches.
-    fn sum(&self, name: &str, want: &[(&str, &str)]) -> f64 {
-        self.series(name, want)
-            .iter()
-            .fold(0.0, |total, s| total + s.value)
-    }
-
-    /// The one histogram series of `family` with labels including `want`.
-    fn hist(&self, family: &str, want: &[(&str, &str)]) -> Hist {
-        let mut buckets: Vec<(f64, f64)> = self
-            .series(&format!("{family}_bucket"), want)
-            .iter()
-            .map(|s| {
-                let le = s.labels.get("le").expect("a bucket without le");
-                (parse_value(le, le), s.value)
-            })
-            .collect();
-        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let les: BTreeSet<String> = buckets.iter().map(|(b, _)| b.to_string()).collect();
-        assert_eq!(
-            les.len(),
-            buckets.len(),
-            "{family} with {want:?} matches more than one series\n{}",
-            self.text
-        );
-        Hist {
-            buckets,
-            sum: self.value(&format!("{family}_sum"), want),
-            count: self.value(&format!("{family}_count"), want),
-        }
-    }
-
-    /// Families by their `# TYPE` line.
-    fn families(&self) -> BTreeSet<(String, String)> {
-        self.types
-            .iter()
-            .map(|(n, t)| (n.clone(), t.clone()))
-            .collect()
-    }
-
-    /// The family a sample belongs to (its name without a histogram suffix).
-    fn family_of<'a>(&self, s: &'a Sample) -> &'a str {
-        for suffix in ["_bucket", "_sum", "_count"] {
-            if let Some(base) = s.name.strip_suffix(suffix)
-                && self.types.get(base).map(String::as_str) == Some("histogram")
-            {
-                return base;
-            }
-        }
-        &s.name
-    }
-}
 
 #[track_caller]
 fn approx(got: f64, want: f64) {
@@ -238,21 +26,6 @@ fn approx(got: f64, want: f64) {
 
 // ---------------------------------------------------------------------------------------------
 // The binary.
-
-fn convert_text(arn: &str, history: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["convert", "--format", "prometheus", "--arn", arn])
-        .arg(history)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "convert --format prometheus {}: {}",
-        history.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn fixture(name: &str) -> Exposition {
     parse(&convert_text(&arn_of(name), &history_path(name)))
@@ -735,38 +508,16 @@ fn per_execution_counts_agree_with_the_counters() {
 
 #[test]
 fn promtool_accepts_every_exposition() {
-    let found = Command::new("sh")
-        .args(["-c", "command -v promtool"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        println!("NOTE: promtool is not on PATH: `promtool check metrics` skipped");
+    let Some(promtool) = promtool_bin() else {
         return;
-    }
+    };
     for (name, arn, path) in all_histories() {
         let text = convert_text(&arn, &path);
-        let mut child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(text.as_bytes());
-        });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let checked = promtool_check_metrics(&promtool, &text);
         assert!(
-            out.status.success() && said.trim().is_empty(),
-            "{name}: promtool check metrics ({}):\n{said}",
-            out.status
+            checked.as_ref().is_ok_and(|said| said.trim().is_empty()),
+            "{name}: promtool check metrics:\n{}",
+            checked.unwrap_or_else(|e| e)
         );
     }
 }
@@ -1515,10 +1266,10 @@ fn an_attempt_after_an_interrupted_one_counts_as_a_retry() {
 async fn read_lag_grows_while_reads_fail() {
     use std::time::Duration;
 
-    use crate::common::daemon::{Daemon, add_all, setup, wait_for};
+    use crate::common::daemon::{Daemon, add_all, scrape, setup, wait_for};
     use durable_exporter::synth::{SynthSpec, history};
 
-    let fake = crate::common::fake_api::FakeApi::start().await;
+    let fake = durable_exporter::sim::scripted::ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let arn = "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/lag/0f9e8d7c-6b5a-4938-8271-605f4e3d2c01".to_owned();
     let events = history(&SynthSpec {
@@ -1557,21 +1308,6 @@ async fn read_lag_grows_while_reads_fail() {
     );
 }
 
-/// `GET /metrics` from a daemon, the classic text format; the body.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
-}
-
 /// `metrics.operation_name_label` (README, config/durable-exporter.yaml) is parsed and checked,
 /// but `daemon::run` builds its registry with `Metrics::new(NameLabel::Off)` whatever the config
 /// says, so no `name` label ever appears.
@@ -1579,10 +1315,10 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
 async fn the_daemon_applies_the_operation_name_label_policy() {
     use std::time::Duration;
 
-    use crate::common::daemon::{Daemon, add_all, all_finished, setup, wait_for};
+    use crate::common::daemon::{Daemon, add_all, all_finished, scrape, setup, wait_for};
     use durable_exporter::synth::{SynthSpec, history};
 
-    let fake = crate::common::fake_api::FakeApi::start().await;
+    let fake = durable_exporter::sim::scripted::ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
     let arn = "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/names/0f9e8d7c-6b5a-4938-8271-605f4e3d2c02".to_owned();
     let execs = vec![(

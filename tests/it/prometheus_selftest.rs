@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::prometheus::{Prometheus, Sample, http_get, promtool_check_metrics};
+use crate::common::http::http_get;
+use crate::common::prometheus::{Prometheus, Sample, promtool_bin, promtool_check_metrics};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
@@ -123,7 +124,9 @@ async fn demo_server_negotiates_by_accept_header() {
 async fn prometheus_scrapes_openmetrics_and_stores_the_exemplar() {
     let (addr, seen) = serve_demo("/metrics", false).await;
     let target = addr.to_string();
-    let prom = Prometheus::start(&target).await;
+    let Some(prom) = Prometheus::start(&target).await else {
+        return;
+    };
 
     let up = prom
         .wait_for("up", SCRAPED, |r| r.len() == 1 && r[0].1 == 1.0)
@@ -202,7 +205,9 @@ async fn prometheus_scrapes_openmetrics_and_stores_the_exemplar() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classic_text_on_another_path_has_samples_but_no_exemplars() {
     let (addr, seen) = serve_demo("/custom/metrics", true).await;
-    let prom = Prometheus::start_with(&addr.to_string(), "/custom/metrics").await;
+    let Some(prom) = Prometheus::start_with(&addr.to_string(), "/custom/metrics").await else {
+        return;
+    };
     prom.wait_until_up(SCRAPED).await;
     let r = prom
         .wait_for("demo_requests_total", SCRAPED, |r| r.len() == 1)
@@ -223,7 +228,13 @@ async fn a_dead_target_is_down_and_waiting_times_out_with_context() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let prom = Arc::new(Prometheus::start(&closed.to_string()).await);
+    let Some(promtool) = promtool_bin() else {
+        return;
+    };
+    let Some(prom) = Prometheus::start(&closed.to_string()).await else {
+        return;
+    };
+    let prom = Arc::new(prom);
     prom.wait_for("up", SCRAPED, |r| r.len() == 1).await;
     assert_eq!(prom.query("up").await[0].1, 0.0);
     assert!(!prom.targets_up().await);
@@ -244,7 +255,7 @@ async fn a_dead_target_is_down_and_waiting_times_out_with_context() {
         own.body
             .contains("\npromhttp_metric_handler_requests_total{")
     );
-    promtool_check_metrics(&own.body).unwrap();
+    promtool_check_metrics(&promtool, &own.body).unwrap();
 
     // wait_for panics with the query, the target's state and the log.
     let p = prom.clone();
@@ -264,21 +275,27 @@ async fn a_dead_target_is_down_and_waiting_times_out_with_context() {
 
 #[test]
 fn promtool_accepts_the_classic_text_and_refuses_bad_expositions() {
-    assert_eq!(promtool_check_metrics(CLASSIC), Ok(String::new()));
+    let Some(promtool) = promtool_bin() else {
+        return;
+    };
+    assert_eq!(
+        promtool_check_metrics(&promtool, CLASSIC),
+        Ok(String::new())
+    );
 
     let no_total =
         "# HELP demo_requests Requests.\n# TYPE demo_requests counter\ndemo_requests 3\n";
-    let err = promtool_check_metrics(no_total).unwrap_err();
+    let err = promtool_check_metrics(&promtool, no_total).unwrap_err();
     assert!(
         err.contains("demo_requests counter metrics should have \"_total\" suffix"),
         "{err}"
     );
 
     let bad_name = "# HELP demo-requests_total Requests.\n# TYPE demo-requests_total counter\ndemo-requests_total 3\n";
-    let err = promtool_check_metrics(bad_name).unwrap_err();
+    let err = promtool_check_metrics(&promtool, bad_name).unwrap_err();
     assert!(err.contains("parsing error"), "{err}");
 
     let no_help = "# TYPE demo_requests_total counter\ndemo_requests_total 3\n";
-    let err = promtool_check_metrics(no_help).unwrap_err();
+    let err = promtool_check_metrics(&promtool, no_help).unwrap_err();
     assert!(err.contains("demo_requests_total no help text"), "{err}");
 }

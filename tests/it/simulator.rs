@@ -16,6 +16,7 @@ use durable_exporter::sim::{SimSpec, Simulation};
 use tokio::sync::watch;
 
 use crate::common::daemon::BIN;
+use crate::common::http::get_blocking;
 
 async fn start(spec: SimSpec) -> (SimHandle, watch::Sender<bool>) {
     let sim = Simulation::new(spec, durable_exporter::clock::now_ms()).unwrap();
@@ -235,6 +236,7 @@ async fn faults_arrive_as_the_sdks_typed_errors() {
 
     h.set_faults(Faults {
         throttle_probability: 1.0,
+        retry_after_seconds: Some(1),
         ..Faults::default()
     });
     let e = read(None).await.unwrap_err().into_service_error();
@@ -290,11 +292,11 @@ fn simulate_serves_until_sigterm() {
         .expect("the endpoint")
         .to_owned();
     let addr = url.trim_start_matches("http://");
-    let stats = http_get(addr, "/sim/stats");
+    let stats = get_blocking(addr, "/sim/stats").unwrap().body;
     assert!(stats.contains("\"executions\":25"), "{stats}");
-    let missing = http_get(addr, "/2025-12-01/durable-executions/nope/history");
-    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
-    assert!(missing.contains("ResourceNotFoundException"));
+    let missing = get_blocking(addr, "/2025-12-01/durable-executions/nope/history").unwrap();
+    assert_eq!(missing.status, 404, "{missing:?}");
+    assert!(missing.body.contains("ResourceNotFoundException"));
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -327,18 +329,4 @@ fn simulate_refuses_bad_arguments() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("durable-exporter: "), "{err}");
     }
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }

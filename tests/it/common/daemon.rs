@@ -16,11 +16,13 @@ use durable_exporter::trace::TraceOptions;
 use durable_exporter::trace::proto::to_request;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::fake_api::{FakeApi, FakeExecution};
+use super::exposition::value_of;
+use super::http::free_port;
+use super::http::request;
 use super::otlp::{Receiver, Seen, flatten};
+use durable_exporter::sim::scripted::{ScriptedApi, ScriptedExecution};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_durable-exporter");
 /// `otlp.max_batch_size` in every config `setup` writes.
@@ -28,14 +30,6 @@ pub const MAX_BATCH: usize = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Config.
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A daemon's directory (config, checkpoints, logs), config file and the addresses of its
 /// metrics listener (`http`) and its run-time API (`api`).
@@ -71,7 +65,7 @@ impl Setup {
 
 /// A fresh directory and a config tracking `arns`, exporting to `otlp`; `extra` is appended
 /// (see `merge_sections`).
-pub fn setup(fake: &FakeApi, otlp: SocketAddr, arns: &[String], extra: &str) -> Setup {
+pub fn setup(fake: &ScriptedApi, otlp: SocketAddr, arns: &[String], extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -87,7 +81,7 @@ pub fn setup(fake: &FakeApi, otlp: SocketAddr, arns: &[String], extra: &str) -> 
 }
 
 /// (Re)writes the config file of `s` (same directory, checkpoints and HTTP address).
-pub fn write_config(s: &Setup, fake: &FakeApi, otlp: SocketAddr, arns: &[String], extra: &str) {
+pub fn write_config(s: &Setup, fake: &ScriptedApi, otlp: SocketAddr, arns: &[String], extra: &str) {
     let list: Vec<String> = arns.iter().map(|a| format!("    - \"{a}\"")).collect();
     let yaml = format!(
         "aws:\n  region: us-east-1\n  endpoint_url: \"{}\"\n  max_requests_per_second: 200\n  max_concurrency: 4\n\
@@ -264,29 +258,32 @@ impl Drop for Daemon {
 // ---------------------------------------------------------------------------------------------
 // The daemon's HTTP API.
 
-/// One HTTP/1.1 request to the daemon; (status, JSON body).
+/// One HTTP/1.1 request to the daemon; (status, JSON body: Null when it is not JSON).
 pub async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> Option<(u16, Value)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let status: u16 = text.split(' ').nth(1)?.parse().ok()?;
-    let json = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    Some((status, json))
+    let r = request(addr, method, path, &[], body.unwrap_or("")).await?;
+    let json = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+    Some((r.status, json))
+}
+
+/// `GET /metrics` of the metrics listener (the classic text format): the body. Panics unless
+/// it answers 200.
+pub async fn scrape(addr: SocketAddr) -> String {
+    let r = request(addr, "GET", "/metrics", &[], "")
+        .await
+        .expect("/metrics answers");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+/// The value of one series (`name{labels}`) in `/metrics`; panics when the series is absent.
+pub async fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let body = scrape(addr).await;
+    value_of(&body, series).unwrap_or_else(|| panic!("no {series} in\n{body}"))
 }
 
 /// The daemon's view of one execution.
@@ -375,14 +372,14 @@ pub fn all_finished(execs: &[(String, Vec<Event>)]) -> impl Fn(&Views) -> bool +
 // Executions and spans.
 
 /// Adds the executions to the fake API, all of their events visible.
-pub fn add_all(fake: &FakeApi, execs: &[(String, Vec<Event>)]) {
+pub fn add_all(fake: &ScriptedApi, execs: &[(String, Vec<Event>)]) {
     add_all_visible(fake, execs, usize::MAX);
 }
 
 /// Adds the executions to the fake API, the first `visible` events of each visible.
-pub fn add_all_visible(fake: &FakeApi, execs: &[(String, Vec<Event>)], visible: usize) {
+pub fn add_all_visible(fake: &ScriptedApi, execs: &[(String, Vec<Event>)], visible: usize) {
     for (a, events) in execs {
-        fake.add_execution(FakeExecution::from_events(a, events).with_visible(visible));
+        fake.add_execution(ScriptedExecution::from_events(a, events).with_visible(visible));
     }
 }
 

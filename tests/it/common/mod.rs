@@ -1,12 +1,53 @@
 //! Test support shared by the integration tests.
-#![allow(dead_code)]
 
 pub mod daemon;
-pub mod fake_api;
+pub mod exposition;
+pub mod http;
 pub mod otlp;
 pub mod prometheus;
 
 use std::path::PathBuf;
+
+/// On the CI machine (`.ci/run` installs every tool the tests need and sets
+/// DURABLE_EXPORTER_CI=1).
+pub fn on_ci() -> bool {
+    std::env::var_os("DURABLE_EXPORTER_CI").is_some()
+}
+
+/// Something a test needs from the machine (a tool, root, a venv) is missing: on CI that fails
+/// the test; elsewhere the caller skips it, after a note saying what to install.
+#[track_caller]
+pub fn missing(what: &str, install: &str) {
+    assert!(
+        !on_ci(),
+        "{what} is missing on the CI machine ({install}; .ci/run should have)"
+    );
+    eprintln!("skipped: {what} is missing ({install})");
+}
+
+/// A tool the test needs: `$TOOL_BIN` when set (`PROMTOOL_BIN`, `DOCKER_COMPOSE_BIN`), else
+/// the tool on PATH. None when it is not there, after [`missing`] (which fails on CI).
+#[track_caller]
+pub fn require_tool(tool: &str, install: &str) -> Option<PathBuf> {
+    let var = format!("{}_BIN", tool.to_ascii_uppercase().replace('-', "_"));
+    if let Some(bin) = std::env::var_os(&var) {
+        return Some(PathBuf::from(bin));
+    }
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(tool))
+            .find(|p| is_executable(p))
+    });
+    if found.is_none() {
+        missing(&format!("`{tool}`"), install);
+    }
+    found
+}
+
+fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
 
 /// The histories captured from AWS's emulator (tests/fixtures/emulator).
 pub const FIXTURES: [&str; 12] = [

@@ -1,5 +1,6 @@
 //! A real Prometheus server for the metrics tests: Debian's `prometheus` package (installed by
-//! .ci/run; `PROMETHEUS_BIN` and `PROMTOOL_BIN` override the binaries found on PATH).
+//! .ci/run; `PROMETHEUS_BIN` and `PROMTOOL_BIN` override the binaries found on PATH; missing,
+//! they fail a test on CI and skip it elsewhere, see [`super::require_tool`]).
 //!
 //! [`Prometheus`] runs the `prometheus` binary as a child process on a free 127.0.0.1 port, with
 //! its own temporary directory (config, TSDB, log), scraping one target every second with
@@ -18,16 +19,16 @@
 //!   with exemplars is a parse error ("expected integer as timestamp, got \"#\"").
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
+
+use super::http::{Response, free_port, http_get, urlencode};
 
 /// One element of an instant vector: its labels (`__name__` included when the result keeps
 /// it) and its value.
@@ -37,28 +38,26 @@ pub type Sample = (BTreeMap<String, String>, f64);
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long Drop waits after SIGTERM before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-/// One HTTP request to Prometheus, connect to last byte.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn prometheus_bin() -> String {
-    std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".to_owned())
+/// What to install for `prometheus` and `promtool`.
+pub const INSTALL: &str = "apt-get install prometheus (Debian's package has both)";
+
+/// `prometheus` (`PROMETHEUS_BIN` or PATH); None when missing off CI (see [`super::require_tool`]).
+pub fn prometheus_bin() -> Option<PathBuf> {
+    super::require_tool("prometheus", INSTALL)
 }
 
-pub fn promtool_bin() -> String {
-    std::env::var("PROMTOOL_BIN").unwrap_or_else(|_| "promtool".to_owned())
+/// `promtool` (`PROMTOOL_BIN` or PATH); None when missing off CI (see [`super::require_tool`]).
+pub fn promtool_bin() -> Option<PathBuf> {
+    super::require_tool("promtool", INSTALL)
 }
 
-/// The installed Prometheus version (major, minor, patch), from `prometheus --version`.
-pub fn version() -> (u32, u32, u32) {
-    let out = Command::new(prometheus_bin())
+/// The version (major, minor, patch) of the Prometheus at `bin`, from `prometheus --version`.
+pub fn version(bin: &Path) -> (u32, u32, u32) {
+    let out = Command::new(bin)
         .arg("--version")
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{}` ({e}): install Debian's prometheus package (see .ci/run)",
-                prometheus_bin()
-            )
-        });
+        .unwrap_or_else(|e| panic!("cannot run `{}` ({e})", bin.display()));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -86,33 +85,34 @@ pub struct Prometheus {
     addr: SocketAddr,
     target: String,
     log: PathBuf,
-    version: (u32, u32, u32),
     // Last: removed after the child is stopped.
     dir: tempfile::TempDir,
 }
 
 impl Prometheus {
     /// Starts Prometheus scraping `http://<target>/metrics` (`target` is `host:port`) and waits
-    /// until it is ready.
-    pub async fn start(target: &str) -> Prometheus {
+    /// until it is ready. None when `prometheus` is missing (off CI: the test skips).
+    pub async fn start(target: &str) -> Option<Prometheus> {
         Prometheus::start_with(target, "/metrics").await
     }
 
     /// Starts Prometheus scraping `http://<target><metrics_path>` every second (timeout 900ms,
     /// OpenMetrics preferred, exemplar storage on) and waits until `/-/ready` answers 200;
     /// panics with its log if it exits or is not ready within 20 s. A port taken between
-    /// choosing it and binding it means another try on another port.
-    pub async fn start_with(target: &str, metrics_path: &str) -> Prometheus {
-        let version = version();
+    /// choosing it and binding it means another try on another port. None when `prometheus`
+    /// is missing (off CI: the test skips).
+    pub async fn start_with(target: &str, metrics_path: &str) -> Option<Prometheus> {
+        let bin = prometheus_bin()?;
+        let version = version(&bin);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut p = Prometheus::spawn(target, metrics_path, version);
+            let mut p = Prometheus::spawn(&bin, target, metrics_path, version);
             let deadline = Instant::now() + READY_TIMEOUT;
             loop {
                 // Ready, and ours: not another test's server that got the port first.
                 if p.get("/-/ready").await.is_some_and(|r| r.status == 200) && p.is_ours().await {
-                    return p;
+                    return Some(p);
                 }
                 if let Some(status) = p.child.try_wait().unwrap() {
                     let logs = p.logs();
@@ -135,7 +135,7 @@ impl Prometheus {
         }
     }
 
-    fn spawn(target: &str, metrics_path: &str, version: (u32, u32, u32)) -> Prometheus {
+    fn spawn(bin: &Path, target: &str, metrics_path: &str, version: (u32, u32, u32)) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.path().join("prometheus.yml");
@@ -154,7 +154,7 @@ impl Prometheus {
         std::fs::write(&config, yaml).unwrap();
         let log = dir.path().join("prometheus.log");
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(prometheus_bin())
+        let child = Command::new(bin)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -167,18 +167,12 @@ impl Prometheus {
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start `{}` ({e}): install Debian's prometheus package (see .ci/run)",
-                    prometheus_bin()
-                )
-            });
+            .unwrap_or_else(|e| panic!("cannot start `{}` ({e})", bin.display()));
         Prometheus {
             child,
             addr,
             target: target.to_owned(),
             log,
-            version,
             dir,
         }
     }
@@ -189,21 +183,6 @@ impl Prometheus {
         self.api("/api/v1/status/flags")
             .await
             .is_ok_and(|f| f["storage.tsdb.path"] == ours.as_str())
-    }
-
-    /// Prometheus's own HTTP address (UI and API).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The scraped target, `host:port`.
-    pub fn target(&self) -> &str {
-        &self.target
-    }
-
-    /// The version of the running binary.
-    pub fn version(&self) -> (u32, u32, u32) {
-        self.version
     }
 
     /// Its stdout and stderr so far.
@@ -379,19 +358,14 @@ impl Drop for Prometheus {
 /// output (stdout and stderr, and the exit status) otherwise. Lint problems exit 3, one line
 /// each (`demo_requests counter metrics should have "_total" suffix`); parse errors exit 1
 /// (`error while linting: text format parsing error in line 1: ...`).
-pub fn promtool_check_metrics(text: &str) -> Result<String, String> {
-    let mut child = Command::new(promtool_bin())
+pub fn promtool_check_metrics(promtool: &Path, text: &str) -> Result<String, String> {
+    let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{}` ({e}): install Debian's prometheus package (see .ci/run)",
-                promtool_bin()
-            )
-        });
+        .unwrap_or_else(|e| panic!("cannot run `{}` ({e})", promtool.display()));
     let mut stdin = child.stdin.take().unwrap();
     let input = text.to_owned();
     // A writer thread: promtool may answer before reading everything.
@@ -416,112 +390,6 @@ fn exit_note(status: std::process::ExitStatus) -> String {
     } else {
         format!("promtool {status}\n")
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Plain HTTP/1.1.
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An HTTP response: status, headers (names lower-cased) and body (chunked encoding undone).
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Response {
-    /// The first header named `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One GET over HTTP/1.1 (`Connection: close`) with extra `headers` (e.g. `Accept`); None when
-/// the server does not answer within 5 s or the answer is not HTTP.
-pub async fn http_get(
-    addr: SocketAddr,
-    path_and_query: &str,
-    headers: &[(&str, &str)],
-) -> Option<Response> {
-    tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let mut req =
-            format!("GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        for (n, v) in headers {
-            let _ = write!(req, "{n}: {v}\r\n");
-        }
-        req.push_str("\r\n");
-        stream.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        stream.read_to_end(&mut buf).await.ok()?;
-        parse_response(&buf)
-    })
-    .await
-    .ok()
-    .flatten()
-}
-
-/// An HTTP/1.1 response as read off the wire (head, then a body that may be chunked); None
-/// when it is not one.
-pub fn parse_response(buf: &[u8]) -> Option<Response> {
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&buf[..split]).ok()?;
-    let raw = &buf[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked { dechunk(raw)? } else { raw.to_vec() };
-    Some(Response {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = raw.windows(2).position(|w| w == b"\r\n")?;
-        let size_line = std::str::from_utf8(&raw[..eol]).ok()?;
-        let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
-        raw = &raw[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(raw.get(..size)?);
-        raw = raw.get(size + 2..)?;
-    }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,21 +1,22 @@
-//! The fake durable-execution API (tests/it/common/fake_api.rs) answers aws-sdk-lambda as the real
-//! service would: real ARNs round-trip, pages follow opaque markers over a growing history,
-//! errors come back typed, faults are deterministic, and the request log counts right.
+//! The simulator's scripted source (`durable_exporter::sim::scripted`, the test suite's fake
+//! of the durable-execution API) answers aws-sdk-lambda as the real service would: real ARNs
+//! round-trip, pages follow opaque markers over a growing history, errors come back typed,
+//! faults are deterministic, and the request log counts right.
 
 use std::time::Duration;
 
-use crate::common::fake_api::{
-    FakeApi, FakeExecution, FaultKind, Faults, GET_EXECUTION, GET_HISTORY, LIST_BY_FUNCTION,
-    UNKNOWN_OPERATION,
-};
+use crate::common::http::{http_get, urlencode};
 use aws_sdk_lambda::error::ProvideErrorMetadata as _;
 use aws_sdk_lambda::primitives::DateTime;
 use aws_sdk_lambda::types::{ExecutionStatus, ThrottleReason};
 use durable_exporter::history::Event;
+use durable_exporter::sim::scripted::{
+    FaultKind, Faults, GET_EXECUTION, GET_HISTORY, LIST_BY_FUNCTION, ScriptedApi,
+    ScriptedExecution, UNKNOWN_OPERATION,
+};
 use durable_exporter::synth::{SynthSpec, history};
 use durable_exporter::time::Timestamp;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders";
 const ORDER_1: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/order-1/9b2e4c1a-7d3f-4e8b-a6c5-0f1e2d3c4b5a";
@@ -51,32 +52,17 @@ fn millis(t: &DateTime) -> i64 {
     (t.as_secs_f64() * 1000.0).round() as i64
 }
 
-/// Percent-encodes a path segment as the SDK does (everything but unreserved characters).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// One plain HTTP/1.1 GET: (status, headers lower-cased, body).
-async fn raw_get(fake: &FakeApi, path: &str) -> (u16, String, String) {
-    let mut s = tokio::net::TcpStream::connect(fake.addr()).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: fake\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_ascii_lowercase(), body.to_owned())
+/// One plain HTTP/1.1 GET: (status, headers as `name: value` lines, lower-cased, body).
+async fn raw_get(fake: &ScriptedApi, path: &str) -> (u16, String, String) {
+    let r = http_get(fake.addr(), path, &[])
+        .await
+        .expect("an HTTP answer");
+    let head: String = r
+        .headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\n"))
+        .collect();
+    (r.status, head.to_ascii_lowercase(), r.body)
 }
 
 /// Reads pages from `marker` on until NextMarker runs out: (events, markers received).
@@ -111,12 +97,12 @@ async fn drain(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_growing_history_pages_each_event_once_in_order() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let client = fake.client();
     let events = synth(40, 1, true);
     let n = events.len();
     assert!(n > 60, "{n}");
-    fake.add_execution(FakeExecution::from_events(ORDER_1, &events).with_visible(7));
+    fake.add_execution(ScriptedExecution::from_events(ORDER_1, &events).with_visible(7));
 
     // A poller: keeps the last EventId it processed and the marker of the last page it read;
     // resumes from that marker once the history grew, skipping what it already has.
@@ -205,12 +191,12 @@ async fn a_growing_history_pages_each_event_once_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_markers_resume_exactly_where_the_last_page_ended() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     fake.set_tail_markers(true);
     let client = fake.client();
     let events = synth(30, 2, true);
     let n = events.len();
-    fake.add_execution(FakeExecution::from_events(ORDER_1, &events).with_visible(9));
+    fake.add_execution(ScriptedExecution::from_events(ORDER_1, &events).with_visible(9));
 
     let mut seen = Vec::new();
     let mut resume: Option<String> = None;
@@ -250,12 +236,12 @@ async fn tail_markers_resume_exactly_where_the_last_page_ended() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_expired_and_rejected_markers_are_invalid_parameter_values() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let client = fake.client();
     let events = synth(20, 3, true);
-    fake.add_execution(FakeExecution::from_events(ORDER_1, &events));
+    fake.add_execution(ScriptedExecution::from_events(ORDER_1, &events));
     let other = exec_arn("$LATEST", "order-2", 2);
-    fake.add_execution(FakeExecution::from_events(&other, &events));
+    fake.add_execution(ScriptedExecution::from_events(&other, &events));
     fake.set_faults(Faults {
         expire_markers_after: Some(Duration::from_millis(200)),
         ..Faults::default()
@@ -319,11 +305,11 @@ async fn bad_expired_and_rejected_markers_are_invalid_parameter_values() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_items_limits() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let client = fake.client();
     let events = synth(100, 4, true);
     assert!(events.len() > 100 && events.len() < 1000);
-    fake.add_execution(FakeExecution::from_events(ORDER_1, &events));
+    fake.add_execution(ScriptedExecution::from_events(ORDER_1, &events));
     let get = |max: Option<i32>| {
         client
             .get_durable_execution_history()
@@ -357,9 +343,9 @@ async fn max_items_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_things_are_typed_not_found() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let client = fake.client();
-    fake.add_execution(FakeExecution::from_events(ORDER_1, &synth(3, 5, true)));
+    fake.add_execution(ScriptedExecution::from_events(ORDER_1, &synth(3, 5, true)));
     let missing = exec_arn("$LATEST", "nope", 9);
 
     let err = client
@@ -404,7 +390,7 @@ async fn unknown_things_are_typed_not_found() {
         &fake,
         &format!(
             "/2025-12-01/durable-executions/{}/history",
-            encode(&missing)
+            urlencode(&missing)
         ),
     )
     .await;
@@ -423,7 +409,7 @@ async fn unknown_things_are_typed_not_found() {
         "/2025-12-01/durable-executions/a/b/history".to_owned(),
         format!(
             "/2025-12-01/durable-executions/{}/nonsense",
-            encode(ORDER_1)
+            urlencode(ORDER_1)
         ),
     ] {
         let (status, _, _) = raw_get(&fake, &path).await;
@@ -438,9 +424,9 @@ async fn unknown_things_are_typed_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_errors_are_typed_and_deterministic() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let client = fake.client();
-    fake.add_execution(FakeExecution::from_events(ORDER_1, &synth(3, 6, true)));
+    fake.add_execution(ScriptedExecution::from_events(ORDER_1, &synth(3, 6, true)));
 
     fake.set_faults(Faults {
         throttle_probability: 1.0,
@@ -572,13 +558,13 @@ async fn throttling_and_server_errors_are_typed_and_deterministic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_durable_execution_follows_the_visible_history() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let client = fake.client();
     let events = synth(10, 7, true);
     let n = events.len();
     let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     fake.add_execution(
-        FakeExecution::from_events(ORDER_1, &events)
+        ScriptedExecution::from_events(ORDER_1, &events)
             .with_visible(n - 1)
             .with_trace_header(trace),
     );
@@ -629,7 +615,7 @@ async fn get_durable_execution_follows_the_visible_history() {
             serde_json::from_slice(&std::fs::read(crate::common::history_path(name)).unwrap())
                 .unwrap();
         let arn = crate::common::arn_of(name);
-        fake.add_execution(FakeExecution::from_wire_events(
+        fake.add_execution(ScriptedExecution::from_wire_events(
             &arn,
             raw["Events"].as_array().unwrap().clone(),
         ));
@@ -664,7 +650,7 @@ async fn get_durable_execution_follows_the_visible_history() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_by_function_filters_and_pages() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let client = fake.client();
     let minute = 60_000;
     let owned = [
@@ -675,19 +661,19 @@ async fn list_by_function_filters_and_pages() {
     ];
     let [a, b, c, d] = [0, 1, 2, 3].map(|i| owned[i].as_str());
     let e = "arn:aws:lambda:us-east-1:123456789012:function:billing:$LATEST/durable-execution/e/9b2e0005-7d3f-4e8b-a6c5-0f1e2d3c4b5a";
-    fake.add_execution(FakeExecution::from_events(a, &synth_at(T0_MS, 1, true)));
-    fake.add_execution(FakeExecution::from_events(
+    fake.add_execution(ScriptedExecution::from_events(a, &synth_at(T0_MS, 1, true)));
+    fake.add_execution(ScriptedExecution::from_events(
         c,
         &synth_at(T0_MS + 2 * minute, 3, true),
     ));
-    fake.add_execution(FakeExecution::from_events(
+    fake.add_execution(ScriptedExecution::from_events(
         b,
         &synth_at(T0_MS + minute, 2, false),
     ));
-    let mut prod = FakeExecution::from_events(d, &synth_at(T0_MS + minute / 2, 4, true));
+    let mut prod = ScriptedExecution::from_events(d, &synth_at(T0_MS + minute / 2, 4, true));
     prod.version = "7".into();
     fake.add_execution(prod);
-    fake.add_execution(FakeExecution::from_events(e, &synth_at(T0_MS, 5, true)));
+    fake.add_execution(ScriptedExecution::from_events(e, &synth_at(T0_MS, 5, true)));
 
     let list = || {
         client
@@ -836,7 +822,7 @@ async fn list_by_function_filters_and_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn include_execution_data_false_strips_payloads_like_the_emulator() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     for name in [
         "callbacks",
         "chained-invoke",
@@ -847,13 +833,13 @@ async fn include_execution_data_false_strips_payloads_like_the_emulator() {
             serde_json::from_slice(&std::fs::read(crate::common::history_path(name)).unwrap())
                 .unwrap();
         let arn = crate::common::arn_of(name);
-        fake.add_execution(FakeExecution::from_wire_events(
+        fake.add_execution(ScriptedExecution::from_wire_events(
             &arn,
             full["Events"].as_array().unwrap().clone(),
         ));
         let path = format!(
             "/2025-12-01/durable-executions/{}/history?IncludeExecutionData=false&MaxItems=1000",
-            encode(&arn)
+            urlencode(&arn)
         );
         let (status, _, body) = raw_get(&fake, &path).await;
         assert_eq!(status, 200);
@@ -879,7 +865,7 @@ async fn include_execution_data_false_strips_payloads_like_the_emulator() {
 
     // Through the SDK, on a synthetic history: no input or result payload anywhere.
     let client = fake.client();
-    fake.add_execution(FakeExecution::from_events(ORDER_1, &synth(30, 8, true)));
+    fake.add_execution(ScriptedExecution::from_events(ORDER_1, &synth(30, 8, true)));
     let out = client
         .get_durable_execution_history()
         .durable_execution_arn(ORDER_1)
@@ -916,9 +902,9 @@ async fn include_execution_data_false_strips_payloads_like_the_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_log_counts_and_measures_rates() {
-    let fake = FakeApi::start().await;
+    let fake = ScriptedApi::start().await;
     let client = fake.client();
-    fake.add_execution(FakeExecution::from_events(ORDER_1, &synth(3, 9, true)));
+    fake.add_execution(ScriptedExecution::from_events(ORDER_1, &synth(3, 9, true)));
     fake.set_faults(Faults {
         latency: Duration::from_millis(20),
         ..Faults::default()
