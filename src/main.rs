@@ -384,6 +384,15 @@ fn run_simulate(args: &SimulateArgs) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+        // The signal handlers go in before the first line: a caller may send SIGTERM as soon
+        // as it has read it (a first poll registers them).
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        let stopped = tokio::select! {
+            biased;
+            _ = &mut stop => true,
+            _ = std::future::ready(()) => false,
+        };
         let s = handle.summary();
         println!(
             "durable-exporter simulate: {} executions ({} running) of {} on {} (ready in {:.1}s)",
@@ -399,7 +408,9 @@ fn run_simulate(args: &SimulateArgs) -> ExitCode {
             functions
         );
         println!("  stats: {}/sim/stats   pending callbacks: {}/sim/callbacks", handle.endpoint_url(), handle.endpoint_url());
-        shutdown_signal().await;
+        if !stopped {
+            stop.await;
+        }
         let _ = stop_tx.send(true);
         let _ = task.await;
         println!("durable-exporter simulate: API requests served: {}", handle.stats().total());

@@ -10,32 +10,8 @@ use std::time::Duration;
 
 use crate::common::daemon::*;
 use crate::common::http::free_port;
-use durable_exporter::history::Event;
 use durable_exporter::sim::scripted::{Faults, GET_HISTORY, ScriptedApi};
-use durable_exporter::synth::{SynthSpec, history};
 use serde_json::Value;
-
-fn arn(i: usize) -> String {
-    format!(
-        "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/order-{i}/6a1f0b2c-3d4e-5f60-7182-93a4b5c6d7{i:02}"
-    )
-}
-
-/// Executions of `ops` operations each, from seeds 1..=n.
-fn executions(n: usize, ops: usize) -> Vec<(String, Vec<Event>)> {
-    (1..=n)
-        .map(|i| {
-            let events = history(&SynthSpec {
-                operations: ops,
-                seed: i as u64 * 7919,
-                include_payloads: true,
-                finished: true,
-                ..SynthSpec::default()
-            });
-            (arn(i), events)
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progressing_executions_are_exported_exactly() {

@@ -15,31 +15,8 @@ use crate::common::exposition::value_of as series;
 use crate::common::http::{Response, exchange, parse_response, request, request_bytes};
 use durable_exporter::history::Event;
 use durable_exporter::sim::scripted::{Faults, ScriptedApi};
-use durable_exporter::synth::{SynthSpec, history};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::time::Instant;
-
-fn arn(i: usize) -> String {
-    format!(
-        "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/order-{i}/6a1f0b2c-3d4e-5f60-7182-{i:012x}"
-    )
-}
-
-/// Finished executions of `ops` operations each, from seeds 1..=n.
-fn executions(n: usize, ops: usize) -> Vec<(String, Vec<Event>)> {
-    (1..=n)
-        .map(|i| {
-            let events = history(&SynthSpec {
-                operations: ops,
-                seed: i as u64 * 7919,
-                include_payloads: true,
-                finished: true,
-                ..SynthSpec::default()
-            });
-            (arn(i), events)
-        })
-        .collect()
-}
 
 fn arns(execs: &[(String, Vec<Event>)]) -> Vec<String> {
     execs.iter().map(|(a, _)| a.clone()).collect()

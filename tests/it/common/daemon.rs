@@ -12,6 +12,7 @@ use std::time::Duration;
 use durable_exporter::arn::ExecutionArn;
 use durable_exporter::convert::convert;
 use durable_exporter::history::Event;
+use durable_exporter::synth::{SynthSpec, history};
 use durable_exporter::trace::TraceOptions;
 use durable_exporter::trace::proto::to_request;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -374,6 +375,29 @@ pub fn all_finished(execs: &[(String, Vec<Event>)]) -> impl Fn(&Views) -> bool +
 /// Adds the executions to the fake API, all of their events visible.
 pub fn add_all(fake: &ScriptedApi, execs: &[(String, Vec<Event>)]) {
     add_all_visible(fake, execs, usize::MAX);
+}
+
+/// The ARN of test execution `i` of the `orders` function (a valid UUID for any `i`).
+pub fn arn(i: usize) -> String {
+    format!(
+        "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/order-{i}/6a1f0b2c-3d4e-5f60-7182-{i:012x}"
+    )
+}
+
+/// Finished executions of `ops` operations each, from seeds 1..=n.
+pub fn executions(n: usize, ops: usize) -> Vec<(String, Vec<Event>)> {
+    (1..=n)
+        .map(|i| {
+            let events = history(&SynthSpec {
+                operations: ops,
+                seed: i as u64 * 7919,
+                include_payloads: true,
+                finished: true,
+                ..SynthSpec::default()
+            });
+            (arn(i), events)
+        })
+        .collect()
 }
 
 /// Adds the executions to the fake API, the first `visible` events of each visible.
