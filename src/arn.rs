@@ -62,6 +62,18 @@ impl ExecutionArn {
     pub fn function(&self) -> Option<&FunctionParts> {
         self.function.as_ref()
     }
+
+    /// The execution's name: `EXEC_NAME` of `.../durable-execution/EXEC_NAME/EXEC_ID`.
+    pub fn execution_name(&self) -> Option<&str> {
+        execution_name(&self.raw)
+    }
+}
+
+/// `EXEC_NAME` of `.../durable-execution/EXEC_NAME/EXEC_ID`, when the ARN has that form.
+pub fn execution_name(arn: &str) -> Option<&str> {
+    let (_, rest) = arn.split_once("/durable-execution/")?;
+    let (name, id) = rest.split_once('/')?;
+    (!name.is_empty() && !id.is_empty()).then_some(name)
 }
 
 impl fmt::Display for ExecutionArn {
@@ -105,6 +117,19 @@ impl FunctionParts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_execution_name_is_the_segment_after_durable_execution() {
+        let a = ExecutionArn::parse("arn:aws:lambda:eu-west-1:210987654321:function:payments:7/durable-execution/order-42/0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b").unwrap();
+        assert_eq!(a.execution_name(), Some("order-42"));
+        for bare in [
+            "4cb828b3-5012-4d39-83f9-ac700d4e362c/381241ed-c193-4fb0-9466-ca37c25e3303",
+            "arn:aws:lambda:eu-west-1:1:function:f/durable-execution//id",
+            "arn:aws:lambda:eu-west-1:1:function:f/durable-execution/name",
+        ] {
+            assert_eq!(execution_name(bare), None, "{bare}");
+        }
+    }
 
     #[test]
     fn real_arns_give_their_parts() {

@@ -157,37 +157,17 @@ pub async fn run(
         started: Some(started_tx),
         ..Default::default()
     };
-    let summary = handle.summary();
-    print(&format!(
-        "durable-exporter demo: {} executions of {} functions on a simulated Lambda at {} (speed {}x)",
-        summary.executions,
-        opts.spec.functions.len(),
-        handle.endpoint_url(),
-        opts.spec.speed
-    ));
-    print(&format!(
-        "  metrics  http://{}/metrics   health http://{}/healthz   executions http://{}/v1/executions",
-        opts.listen, opts.listen, opts.api_listen
-    ));
-    if opts.otlp {
-        print(&format!(
-            "  spans -> OTLP {} ({})",
-            config.otlp.endpoint,
-            crate::config::protocol_name(config.otlp.protocol)
-        ));
-    } else {
-        print(&format!(
-            "  spans -> {} (OTLP/JSON lines; set OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector)",
-            opts.spans_file.display()
-        ));
-    }
-
+    let otlp_to = format!(
+        "{} ({})",
+        config.otlp.endpoint,
+        crate::config::protocol_name(config.otlp.protocol)
+    );
     let mut daemon_stop = stop_rx.clone();
     let mut daemon = tokio::spawn(crate::daemon::run_embedded(config, embedding, async move {
         let _ = daemon_stop.wait_for(|s| *s).await;
     }));
-    let counters = match started_rx.await {
-        Ok(started) => started.metrics,
+    let bound = match started_rx.await {
+        Ok(started) => started,
         // It stopped before it started: its error says why.
         Err(_) => {
             let _ = stop_tx.send(true);
@@ -199,6 +179,32 @@ pub async fn run(
             };
         }
     };
+    let counters = bound.metrics.clone();
+    // First: where to look.
+    print(&format!(
+        "durable-exporter demo: browse the executions at http://{}/",
+        bound.api
+    ));
+    let summary = handle.summary();
+    print(&format!(
+        "durable-exporter demo: {} executions of {} functions on a simulated Lambda at {} (speed {}x)",
+        summary.executions,
+        opts.spec.functions.len(),
+        handle.endpoint_url(),
+        opts.spec.speed
+    ));
+    print(&format!(
+        "  metrics  http://{}/metrics   health http://{}/healthz   executions http://{}/v1/executions",
+        bound.http, bound.http, bound.api
+    ));
+    if opts.otlp {
+        print(&format!("  spans -> OTLP {otlp_to}"));
+    } else {
+        print(&format!(
+            "  spans -> {} (OTLP/JSON lines; set OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector)",
+            opts.spans_file.display()
+        ));
+    }
 
     let report = |handle: &SimHandle| DemoReport {
         executions: handle.summary(),

@@ -28,6 +28,52 @@ impl Found {
     }
 }
 
+/// What an execution list shows beyond the fold's [`ExecutionInfo`](crate::state::ExecutionInfo):
+/// the retries so far (counted as `durable_step_retries_total` counts them) and the latest
+/// failure of an operation.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Summary {
+    pub retries: u32,
+    pub last_failure: Option<Failure>,
+}
+
+/// An operation that failed (or an attempt of a step), and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The operation's name, else its id.
+    pub operation: String,
+    /// `Type: message`.
+    pub error: String,
+}
+
+impl Summary {
+    fn observe(&mut self, t: Transition<'_>) {
+        match t {
+            Transition::AttemptEnded(op, a) => {
+                if a.number > 1 {
+                    self.retries += 1;
+                }
+                if let Some(e) = &a.error {
+                    self.fail(op, e);
+                }
+            }
+            Transition::OperationFinished(op) => {
+                if let Some(e) = &op.error {
+                    self.fail(op, e);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn fail(&mut self, op: &crate::state::Operation, e: &crate::history::ErrorInfo) {
+        self.last_failure = Some(Failure {
+            operation: op.display_name().to_owned(),
+            error: e.summary(),
+        });
+    }
+}
+
 /// Where an execution's metrics go: the families and the execution's `function` and
 /// `qualifier` labels.
 #[derive(Clone, Copy)]
@@ -41,6 +87,7 @@ pub struct MetricsTarget<'a> {
 pub struct Pipeline {
     fold: Execution,
     tracer: TraceBuilder,
+    summary: Summary,
 }
 
 impl Pipeline {
@@ -49,13 +96,18 @@ impl Pipeline {
         Pipeline {
             fold: Execution::new(arn.clone(), fold),
             tracer: TraceBuilder::new(arn, trace),
+            summary: Summary::default(),
         }
     }
 
     /// Resumes from a fold restored from a checkpoint.
     pub fn resume(fold: Execution, trace: TraceOptions) -> Self {
         let tracer = TraceBuilder::new(Arc::<str>::from(fold.arn()), trace);
-        Pipeline { fold, tracer }
+        Pipeline {
+            fold,
+            tracer,
+            summary: Summary::default(),
+        }
     }
 
     /// The execution's start as GetDurableExecution gave it (for the trace id before the
@@ -68,7 +120,11 @@ impl Pipeline {
     /// shell acts on is added to `found`.
     pub fn apply(&mut self, e: &Event, metrics: Option<MetricsTarget<'_>>, found: &mut Found) {
         let trace_id = self.tracer.trace_id();
-        let mut side = FnObserver(|t: Transition<'_>| collect(t, found));
+        let summary = &mut self.summary;
+        let mut side = FnObserver(|t: Transition<'_>| {
+            summary.observe(t);
+            collect(t, found)
+        });
         match metrics {
             Some(m) => {
                 let mut measure = ExecutionObserver {
@@ -89,9 +145,11 @@ impl Pipeline {
     /// Folds an event whose spans and metrics were produced before (a restart replaying what
     /// was exported): only the state is rebuilt and the children found again.
     pub fn replay(&mut self, e: &Event, found: &mut Found) {
+        let summary = &mut self.summary;
         self.fold.apply(
             e,
             &mut FnObserver(|t: Transition<'_>| {
+                summary.observe(t);
                 if let Some(child) = child_of(t) {
                     found.children.push(child.to_owned());
                 }
@@ -122,6 +180,11 @@ impl Pipeline {
 
     pub fn take_spans(&mut self) -> Vec<Span> {
         self.tracer.take_spans()
+    }
+
+    /// Retries and the latest failure, over every event folded (replayed ones too).
+    pub fn summary(&self) -> &Summary {
+        &self.summary
     }
 
     pub fn tracer(&self) -> &TraceBuilder {

@@ -98,6 +98,38 @@ pub(super) fn opt_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>,
     Ok(u)
 }
 
+/// An optional http:// or https:// URL in which `{name}` placeholders (one of `names`) are
+/// filled in later; `required`, when given, must be among them.
+pub(super) fn opt_url_template<'de, D: Deserializer<'de>>(
+    d: D,
+    names: &[&str],
+    required: Option<&str>,
+) -> Result<Option<String>, D::Error> {
+    let Some(u) = opt_token(d)? else {
+        return Ok(None);
+    };
+    let mut filled = u.clone();
+    for name in names {
+        filled = filled.replace(&format!("{{{name}}}"), "x");
+    }
+    if filled.contains(['{', '}']) {
+        let known: Vec<String> = names.iter().map(|n| format!("{{{n}}}")).collect();
+        return Err(de::Error::custom(format!(
+            "the only placeholders are {}",
+            known.join(", ")
+        )));
+    }
+    if let Some(r) = required
+        && !u.contains(&format!("{{{r}}}"))
+    {
+        return Err(de::Error::custom(format!(
+            "a template holding {{{r}}}, e.g. http://jaeger:16686/trace/{{{r}}}"
+        )));
+    }
+    check_url(&filled).map_err(de::Error::custom)?;
+    Ok(Some(u))
+}
+
 /// An http:// or https:// URL.
 pub(super) fn url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let u = token(d)?;

@@ -100,6 +100,7 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
     pub http: HttpConfig,
     pub api: ApiConfig,
+    pub ui: UiConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
@@ -349,6 +350,26 @@ pub struct ApiConfig {
     pub web_config_file: Option<PathBuf>,
 }
 
+/// The execution browser, served at `/` on `api.listen` (its access rules apply).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// Serve the page and its JSON endpoints.
+    #[serde(deserialize_with = "de::boolean")]
+    pub enabled: bool,
+    /// A link from an execution to its trace elsewhere (Jaeger, Tempo, X-Ray): `{trace_id}`
+    /// becomes the trace id in hex.
+    #[serde(deserialize_with = "trace_url_template")]
+    pub trace_url_template: Option<String>,
+    /// A link to a dashboard (Grafana); `{function}`, when there, becomes the function name.
+    #[serde(deserialize_with = "dashboard_url")]
+    pub dashboard_url: Option<String>,
+    /// How many executions' histories the browser keeps in memory once it has read them (a
+    /// finished one is never read twice while it is kept).
+    #[serde(deserialize_with = "de::int_between::<_, _, 1, 10000>")]
+    pub cache_executions: usize,
+}
+
 /// Whether operation names become a `name` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -561,6 +582,25 @@ impl Default for ApiConfig {
             listen: DEFAULT_API_LISTEN,
             token_file: None,
             web_config_file: None,
+        }
+    }
+}
+
+fn trace_url_template<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    de::opt_url_template(d, &["trace_id"], Some("trace_id"))
+}
+
+fn dashboard_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    de::opt_url_template(d, &["function"], None)
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            enabled: true,
+            trace_url_template: None,
+            dashboard_url: None,
+            cache_executions: 64,
         }
     }
 }

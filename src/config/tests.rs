@@ -896,6 +896,7 @@ fn shipped_config_documents_every_key_and_its_variable() {
             "checkpoint",
             "http",
             "api",
+            "ui",
             "metrics",
             "log"
         ]

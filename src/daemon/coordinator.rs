@@ -22,7 +22,7 @@ use crate::arn::{ExecutionArn, FunctionParts};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::history::{Anomaly, AnomalyKind, Event, EventDetails};
-use crate::pipeline::{Found, MetricsTarget, Pipeline};
+use crate::pipeline::{Found, MetricsTarget, Pipeline, Summary};
 use crate::state::{Details, Execution, FoldOptions};
 use crate::time::Timestamp;
 use crate::trace::ids::TraceHeader;
@@ -97,6 +97,44 @@ pub struct ExecutionView {
     pub next_poll_in_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The `function` metric label.
+    pub function_name: String,
+    pub qualifier: String,
+    /// `EXEC_NAME` of the ARN, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ISO 8601, from the history (or GetDurableExecution before the history is read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_timestamp: Option<String>,
+    /// Operations seen so far (the EXECUTION operation aside); with `Retries` and
+    /// `LastFailure`, counted over what this daemon has folded since it started.
+    pub operations: u32,
+    pub retries: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<FailureView>,
+    /// The trace the execution's spans are in (32 hex digits), once its start is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+/// The latest failure of an operation (or of a step's attempt).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FailureView {
+    pub operation: String,
+    pub error: String,
+}
+
+/// What the list keeps of an execution once its fold is gone (it ended).
+#[derive(Debug, Clone, Default)]
+struct Ended {
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
+    operations: u32,
+    summary: Summary,
+    trace_id: Option<crate::trace::ids::TraceId>,
 }
 
 /// Why a registration was not taken.
@@ -126,6 +164,11 @@ pub enum Command {
     Get {
         arn: String,
         reply: oneshot::Sender<Option<ExecutionView>>,
+    },
+    /// How the daemon draws an execution's spans (the browser draws them the same way).
+    Trace {
+        arn: String,
+        reply: oneshot::Sender<Option<(TraceOptions, Arc<Resource>)>>,
     },
     /// Set the state gauges (running executions, pending callbacks, ...) before a scrape.
     RefreshGauges { reply: oneshot::Sender<()> },
@@ -180,6 +223,8 @@ struct Tracked {
     page_events: usize,
     /// The endpoint answers `ReverseOrder` (probing the tail works).
     probe: bool,
+    /// Kept from the fold when it ended (for the list).
+    ended: Option<Ended>,
 }
 
 /// How many reads a ChainedInvokeStarted without DurableExecutionArn is held back (with the
@@ -426,6 +471,7 @@ impl Coordinator {
             fetched_through: 0,
             page_events: 0,
             probe: true,
+            ended: None,
         };
         let mut t = t;
         t.labels = crate::metrics::Fq::of(&arn, t.cursor.function_arn.as_deref());
@@ -1033,7 +1079,16 @@ impl Coordinator {
             _ => None,
         };
         if finished {
-            let fold = t.fold.take().expect("checked").into_execution();
+            let pipeline = t.fold.take().expect("checked");
+            let info = pipeline.execution().info();
+            t.ended = Some(Ended {
+                start: info.start,
+                end: info.end,
+                operations: info.operations,
+                summary: pipeline.summary().clone(),
+                trace_id: pipeline.tracer().trace_id(),
+            });
+            let fold = pipeline.into_execution();
             t.cursor.finished_status = Some(fold.info().status.as_str().to_owned());
             t.cursor.finished_at_ms = Some(now_ms());
             t.phase = Phase::Finished;
@@ -1220,6 +1275,27 @@ impl Coordinator {
             (Phase::Describe, None) => "PENDING".to_owned(),
             (Phase::Live, None) => "RUNNING".to_owned(),
         };
+        let (start, end, operations, summary, trace_id) = match (&t.fold, &t.ended) {
+            (Some(p), _) => {
+                let info = p.execution().info();
+                let trace_id = p.tracer().trace_id();
+                (
+                    info.start,
+                    info.end,
+                    info.operations,
+                    Some(p.summary()),
+                    trace_id,
+                )
+            }
+            (None, Some(e)) => (e.start, e.end, e.operations, Some(&e.summary), e.trace_id),
+            (None, None) => (
+                t.cursor.execution_start_ms.map(Timestamp::from_millis),
+                None,
+                0,
+                None,
+                None,
+            ),
+        };
         ExecutionView {
             durable_execution_arn: t.arn.to_string(),
             status,
@@ -1233,6 +1309,20 @@ impl Coordinator {
                 .map(|at| self.instant(at))
                 .map(|d| d.saturating_duration_since(now).as_secs_f64()),
             last_error: t.last_error.clone(),
+            function_name: t.labels.function.to_string(),
+            qualifier: t.labels.qualifier.to_string(),
+            name: crate::arn::execution_name(&t.arn).map(str::to_owned),
+            start_timestamp: start.map(Timestamp::to_iso8601),
+            end_timestamp: end.map(Timestamp::to_iso8601),
+            operations,
+            retries: summary.map_or(0, |s| s.retries),
+            last_failure: summary
+                .and_then(|s| s.last_failure.as_ref())
+                .map(|f| FailureView {
+                    operation: f.operation.clone(),
+                    error: f.error.clone(),
+                }),
+            trace_id: trace_id.map(|id| id.to_string()),
         }
     }
 
@@ -1341,6 +1431,13 @@ impl Coordinator {
             }
             Command::Get { arn, reply } => {
                 let _ = reply.send(self.tracked.get(arn.as_str()).map(|t| self.view(t)));
+            }
+            Command::Trace { arn, reply } => {
+                let v = self.tracked.get(arn.as_str()).map(|t| {
+                    let options = self.trace_options(t.cursor.trace_header.as_deref());
+                    (options, t.resource.clone())
+                });
+                let _ = reply.send(v);
             }
             Command::Reconfigure { config } => self.reconfigure(config),
             Command::RefreshGauges { reply } => {

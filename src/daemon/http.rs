@@ -12,6 +12,7 @@
 //! | `GET /v1/executions` | `{"Executions": [...], "BufferedSpans": n}`: status, last EventId, time since last read |
 //! | `GET /v1/executions/{arn}` | one of them |
 //! | `GET /v1/executions/{arn}/state?MaxItems=&Marker=` | GetDurableExecutionState-shaped operations, paged |
+//! | `GET /`, `/ui/...`, `/v1/ui/...` | the execution browser ([`super::ui`]) |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 unless API calls have gone unanswered, or an export has been trying, for longer than `http.ready_window`, or checkpoints cannot be written; then 503 with reasons |
 //! | `GET /metrics` | Prometheus text, or OpenMetrics with exemplars when asked (`Accept: application/openmetrics-text`) |
@@ -48,6 +49,8 @@ pub struct AppState {
     pub page_size: u32,
     pub include_execution_data: bool,
     pub include_payloads: bool,
+    /// The execution browser (`ui.*`).
+    pub ui: Arc<super::ui::Ui>,
 }
 
 /// Paths of the metrics listener that answer without credentials (probes).
@@ -62,7 +65,7 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// `/v1/...`: reads and changes what is tracked.
+/// `/v1/...`: reads and changes what is tracked; and the execution browser.
 pub fn api_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/executions", get(list_executions).post(add_execution))
@@ -71,7 +74,8 @@ pub fn api_router(state: Arc<AppState>) -> Router {
             get(get_execution).delete(remove_execution),
         )
         .route("/v1/executions/{arn}/state", get(execution_state))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(super::ui::router(state))
 }
 
 /// The answer to a registration the coordinator refused.
@@ -92,11 +96,11 @@ fn refused(r: Refused) -> Response {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-async fn ask<T>(
+pub(super) async fn ask<T>(
     state: &AppState,
     make: impl FnOnce(oneshot::Sender<T>) -> Command,
 ) -> Result<T, Response> {

@@ -18,6 +18,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod reload;
 pub mod schedule;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -251,6 +252,7 @@ pub async fn run_embedded(
         page_size: config.poll.page_size,
         include_execution_data: config.poll.include_execution_data,
         include_payloads: config.trace.include_payloads,
+        ui: Arc::new(ui::Ui::new(config.ui.clone())),
     });
     let coordinator = coordinator::Coordinator::new(
         config.clone(),

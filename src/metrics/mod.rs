@@ -26,6 +26,8 @@ use crate::state::{
 };
 use crate::trace::ids::TraceId;
 
+pub mod recent;
+
 /// The per-execution operation limit of the API.
 pub const OPERATIONS_LIMIT: u32 = 3000;
 
@@ -225,6 +227,9 @@ pub struct Metrics {
     pub chained_invokes: CounterFamily<FqOutcome>,
     pub execution_operations: HistFamily<Fq>,
     pub execution_operations_max: GaugeFamily<Fq>,
+    /// The same finished executions, failed operations and retries as records, for the
+    /// execution browser's aggregates over a window.
+    pub recent: recent::Recent,
     names: NameLabel,
     seen_names: Mutex<Vec<Arc<str>>>,
 }
@@ -366,6 +371,7 @@ impl Metrics {
                 "Most operations in one running execution (the API allows 3,000).",
                 Family::default(),
             ),
+            recent: recent::Recent::default(),
             registry: Registry::default(),
             names,
             seen_names: Mutex::new(Vec::new()),
@@ -484,6 +490,10 @@ impl ExecutionObserver<'_> {
             status: Some(status),
         };
         m.operations_finished.get_or_create(&labels).inc();
+        if op.status.is_terminal() && op.status != OperationStatus::Succeeded {
+            m.recent
+                .operation_failed(&fq.function, labels.op_type, op.display_name(), status, at);
+        }
         labels.status = None;
         observe(
             &m.operation_duration.get_or_create(&labels),
@@ -530,12 +540,14 @@ impl Observer for ExecutionObserver<'_> {
                 m.executions_started.get_or_create(fq).inc();
             }
             Transition::OperationFinished(op) => self.op(op),
-            Transition::AttemptEnded(_, a) => {
+            Transition::AttemptEnded(op, a) => {
                 m.step_attempts
                     .get_or_create(&self.with_outcome(a.outcome.as_str()))
                     .inc();
                 if a.number > 1 {
                     m.step_retries.get_or_create(fq).inc();
+                    m.recent
+                        .step_retried(&fq.function, op.display_name(), a.start.millis());
                 }
                 if a.outcome != AttemptOutcome::Interrupted {
                     let d = secs(a.end.millis() - a.start.millis());
@@ -581,17 +593,22 @@ impl Observer for ExecutionObserver<'_> {
             Transition::ExecutionFinished(info) => {
                 let labels = self.with_status(info.status.as_str());
                 m.executions_finished.get_or_create(&labels).inc();
+                let mut duration = None;
                 if let (Some(s), Some(e)) = (info.start, info.end)
                     && info.status != ExecutionStatus::Running
                 {
+                    let d = secs(e.millis() - s.millis());
+                    duration = Some(d);
                     observe(
                         &m.execution_duration.get_or_create(&labels),
-                        secs(e.millis() - s.millis()),
+                        d,
                         self.trace_id,
                         e.millis(),
                     );
                 }
                 let at = info.end.map_or(0, |e| e.millis());
+                m.recent
+                    .execution_finished(&fq.function, labels.status, duration, at);
                 observe(
                     &m.execution_invocations.get_or_create(fq),
                     f64::from(info.invocations),
