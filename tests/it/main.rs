@@ -21,3 +21,4 @@ mod properties;
 mod scripted_api;
 mod sdk_events;
 mod simulator;
+mod ui;

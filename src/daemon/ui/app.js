@@ -7,10 +7,6 @@ const REFRESH_MS = 2000;
 const MAX_ROWS = 500;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED", "PENDING"];
-const STATUS_COLOURS = {
-  RUNNING: "var(--open)", SUCCEEDED: "var(--ok)", FAILED: "var(--error)",
-  TIMED_OUT: "var(--error)", STOPPED: "var(--error)", PENDING: "var(--suspended)",
-};
 
 const $ = (sel, root = document) => root.querySelector(sel);
 let uiConfig = { TraceUrlTemplate: null, DashboardUrl: null, IncludePayloads: false };
@@ -165,7 +161,7 @@ function renderCounts() {
       type: "button", class: `count${f.status === s ? " selected" : ""}`, "data-status": s,
       onclick: () => setStatus(f.status === s ? "" : s),
     }, el("b", { text: String(by[s] || 0) }),
-    el("span", { class: "dot", style: `background:${STATUS_COLOURS[s]}` }), s.toLowerCase().replace("_", " ")));
+    el("span", { class: `dot ${s}` }), s.toLowerCase().replace("_", " ")));
   }
   $("#counts").replaceChildren(...cards);
 }
