@@ -56,8 +56,13 @@ fn the_browser_lists_filters_and_draws_what_convert_draws() {
     // No request left the listener; the page raised no error (a CSP violation would be one).
     assert_eq!(report["outside"], serde_json::json!([]), "{report}");
     assert_eq!(report["consoleErrors"], serde_json::json!([]), "{report}");
-    // The list filled and changed while the page stayed open.
+    // The list filled and refreshed while the page stayed open (the page was loaded once).
+    // Whether a row changed within 45 s is reported (`rowsChanged`) but not asserted: on a
+    // loaded machine the demo's executions may all be between changes for that long.
     assert!(report["firstRows"].as_u64().unwrap() >= 10, "{report}");
+    assert_eq!(report["liveRefreshed"], true, "{report}");
+    assert_eq!(report["navigations"], 1);
+    eprintln!("rows changed while watched: {}", report["rowsChanged"]);
     // Filtering by status showed exactly the API's FAILED executions.
     assert!(report["failedShown"].as_u64().unwrap() >= 1);
     assert_eq!(report["failedShown"], report["failedInApi"], "{report}");

@@ -32,11 +32,20 @@ try {
   const snapshot = () => page.$$eval("tr[data-arn]", (rows) => rows.map((r) => `${r.dataset.arn} ${r.dataset.status}`).sort().join("\n"));
   const first = await snapshot();
   report.firstRows = first.split("\n").length;
-  // It updates without a reload: a row is added or changes status.
-  await page.waitForFunction((before) => {
-    const now = [...document.querySelectorAll("tr[data-arn]")].map((r) => `${r.dataset.arn} ${r.dataset.status}`).sort().join("\n");
-    return now !== before;
-  }, first, { timeout: 60000, polling: 500 });
+  // It refreshes without a reload: the "updated" time moves, and (given time) a row is added or
+  // changes status.
+  const live = await page.textContent("#live");
+  await page.waitForFunction((before) => document.querySelector("#live").textContent !== before, live, { timeout: 30000, polling: 200 });
+  report.liveRefreshed = true;
+  try {
+    await page.waitForFunction((before) => {
+      const now = [...document.querySelectorAll("tr[data-arn]")].map((r) => `${r.dataset.arn} ${r.dataset.status}`).sort().join("\n");
+      return now !== before;
+    }, first, { timeout: 45000, polling: 500 });
+    report.rowsChanged = true;
+  } catch (_) {
+    report.rowsChanged = false;
+  }
   report.updatedRows = (await snapshot()).split("\n").length;
   report.navigations = 1;
   if (shots) await page.screenshot({ path: `${shots}/ui-executions.png` });
