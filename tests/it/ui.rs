@@ -36,10 +36,11 @@ fn the_browser_lists_filters_and_draws_what_convert_draws() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut out = BufReader::new(demo.stdout.take().unwrap());
     let mut first = String::new();
-    BufReader::new(demo.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    out.read_line(&mut first).unwrap();
+    // Keep reading: a closed pipe would end the demo at its next summary line.
+    let drain = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     // The demo says first where to look.
     let url = format!("http://{api}/");
     assert!(first.contains(&url), "{first}");
@@ -114,4 +115,5 @@ fn the_browser_lists_filters_and_draws_what_convert_draws() {
     assert!(total >= 1);
     let _ = demo.kill();
     let _ = demo.wait();
+    let _ = drain.join();
 }
