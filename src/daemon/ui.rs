@@ -12,8 +12,9 @@
 //! One execution's view keeps the events it read ([`Histories`], `ui.cache_executions` of them,
 //! least recently viewed out first) and reads only from the page that held the last one: one
 //! `GetDurableExecutionHistory` call per view, through the same request budget as the
-//! daemon's reads, and none once a kept execution has ended. Every response forbids the page
-//! any request outside this listener (a Content-Security-Policy of `'self'`).
+//! daemon's reads, and none once a kept execution has ended. Every response (a layer on this
+//! router) forbids the page any request outside this listener (a Content-Security-Policy of
+//! `'self'`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,10 +87,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/ui/executions/{arn}", get(execution))
         .route("/v1/ui/aggregates", get(aggregates))
         .with_state(state)
+        // On every answer, the handlers' and axum's own (a rejected query) alike.
+        .layer(axum::middleware::map_response(guard_layer))
+}
+
+async fn guard_layer(r: Response) -> Response {
+    guard(r)
 }
 
 /// The headers every answer of the browser carries.
-pub fn guard(mut r: Response) -> Response {
+fn guard(mut r: Response) -> Response {
     let h = r.headers_mut();
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
@@ -106,29 +113,25 @@ pub fn guard(mut r: Response) -> Response {
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    guard(
-        (
-            [
-                (header::CONTENT_TYPE, content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            body,
-        )
-            .into_response(),
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
     )
+        .into_response()
 }
 
 async fn ui_config(State(state): State<Arc<AppState>>) -> Response {
     let c = &state.ui.config;
-    guard(
-        Json(serde_json::json!({
-            "TraceUrlTemplate": c.trace_url_template,
-            "DashboardUrl": c.dashboard_url,
-            "IncludePayloads": state.include_payloads,
-            "Version": env!("CARGO_PKG_VERSION"),
-        }))
-        .into_response(),
-    )
+    Json(serde_json::json!({
+        "TraceUrlTemplate": c.trace_url_template,
+        "DashboardUrl": c.dashboard_url,
+        "IncludePayloads": state.include_payloads,
+        "Version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
 }
 
 /// What one execution's view has read of its history.
@@ -193,22 +196,20 @@ impl Histories {
 }
 
 fn json_response(body: bytes::Bytes, api_calls: u32) -> Response {
-    guard(
-        (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                ),
-                (
-                    HeaderName::from_static(API_CALLS_HEADER),
-                    HeaderValue::from(api_calls),
-                ),
-            ],
-            body,
-        )
-            .into_response(),
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                HeaderName::from_static(API_CALLS_HEADER),
+                HeaderValue::from(api_calls),
+            ),
+        ],
+        body,
     )
+        .into_response()
 }
 
 /// One tracked execution: its spans, drawn by the same core and options as the daemon's (and
@@ -223,12 +224,12 @@ async fn execution(State(state): State<Arc<AppState>>, Path(arn): Path<String>) 
         Ok(Some(t)) => t,
         Ok(None) => {
             state.ui.histories.forget(&arn);
-            return guard(error(StatusCode::NOT_FOUND, format!("not tracked: {arn}")));
+            return error(StatusCode::NOT_FOUND, format!("not tracked: {arn}"));
         }
-        Err(r) => return guard(r),
+        Err(r) => return r,
     };
     let Ok(parsed) = ExecutionArn::parse(&arn) else {
-        return guard(error(StatusCode::BAD_REQUEST, "not an execution ARN"));
+        return error(StatusCode::BAD_REQUEST, "not an execution ARN");
     };
     let entry = state.ui.histories.entry(&arn);
     let mut h = entry.lock().await;
@@ -253,7 +254,7 @@ async fn execution(State(state): State<Arc<AppState>>, Path(arn): Path<String>) 
                 // The marker expired: the next view reads from the start.
                 *h = History::default();
             }
-            return guard(error(StatusCode::BAD_GATEWAY, e.to_string()));
+            return error(StatusCode::BAD_GATEWAY, e.to_string());
         }
     };
     let last = h.events.last().map_or(0, |e| e.id);
@@ -325,10 +326,10 @@ async fn aggregates(
         Some(w) => match humantime::parse_duration(w) {
             Ok(d) if !d.is_zero() => Some(d),
             _ => {
-                return guard(error(
+                return error(
                     StatusCode::BAD_REQUEST,
                     "window: a duration such as 15m, 1h or 7d, or all",
-                ));
+                );
             }
         },
     };
@@ -339,16 +340,15 @@ async fn aggregates(
         .filter(|f| !f.is_empty() && *f != "all");
     let recent = &state.metrics.recent;
     let aggregate = recent.aggregate(function, since);
-    guard(
-        Json(serde_json::json!({
-            "Function": function,
-            "Window": q.window.as_deref().unwrap_or("all"),
-            "SinceMs": since,
-            "Functions": recent.functions(),
-            "Aggregate": aggregate,
-        }))
-        .into_response(),
-    )
+
+    Json(serde_json::json!({
+        "Function": function,
+        "Window": q.window.as_deref().unwrap_or("all"),
+        "SinceMs": since,
+        "Functions": recent.functions(),
+        "Aggregate": aggregate,
+    }))
+    .into_response()
 }
 
 #[cfg(test)]
