@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::common::daemon::BIN;
+use crate::common::exposition;
 use crate::common::http::{free_port, get_blocking, urlencode};
 use crate::common::{missing, require_tool, root};
 
@@ -25,9 +26,10 @@ fn the_browser_lists_filters_and_draws_what_convert_draws() {
         return;
     }
     let api = format!("127.0.0.1:{}", free_port());
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
     let mut demo = Command::new(BIN)
         .args(["demo", "--duration", "150s", "--speed", "10", "--listen"])
-        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg(&metrics_addr)
         .args(["--api-listen", &api, "--spans-file"])
         .arg(std::env::temp_dir().join(format!("ui-test-{}.jsonl", std::process::id())))
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -39,6 +41,15 @@ fn the_browser_lists_filters_and_draws_what_convert_draws() {
     let mut out = BufReader::new(demo.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
+    let mut second = String::new();
+    out.read_line(&mut second).unwrap();
+    // "... on a simulated Lambda at http://127.0.0.1:PORT (speed 10x)"
+    let sim = second
+        .split("simulated Lambda at http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no simulator address in {second:?}"))
+        .to_owned();
     // Keep reading: a closed pipe would end the demo at its next summary line.
     let drain = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     // The demo says first where to look.
@@ -68,16 +79,29 @@ fn the_browser_lists_filters_and_draws_what_convert_draws() {
     assert!(report["failedShown"].as_u64().unwrap() >= 1);
     assert_eq!(report["failedShown"], report["failedInApi"], "{report}");
 
-    // The timeline has one bar per span the core draws for the whole history.
+    // The timeline has one bar per span `convert` draws for the history, fetched here from the
+    // simulator, apart from the daemon.
     let arn = report["arn"].as_str().unwrap();
-    let detail = get_blocking(&api, &format!("/v1/ui/executions/{}", urlencode(arn)))
-        .unwrap_or_else(|e| panic!("GET the execution: {e}"));
-    assert_eq!(detail.status, 200);
-    // Finished and kept: viewing it again costs no API call.
-    assert_eq!(detail.header("x-durable-api-calls"), Some("0"));
-    let detail: Value = serde_json::from_str(&detail.body).unwrap();
-    assert_eq!(detail["Finished"], true);
-    let spans: Vec<&Value> = detail["Trace"]["resourceSpans"][0]["scopeSpans"]
+    let history = history_pages(&sim, arn);
+    let converted = Command::new(BIN)
+        .args(["convert", "--arn", arn, "--format", "otlp-json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().unwrap().write_all(history.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        converted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&converted.stderr)
+    );
+    let converted: Value = serde_json::from_slice(&converted.stdout).unwrap();
+    let spans: Vec<&Value> = converted["resourceSpans"][0]["scopeSpans"]
         .as_array()
         .unwrap()
         .iter()
@@ -93,6 +117,13 @@ fn the_browser_lists_filters_and_draws_what_convert_draws() {
     bar_ids.sort_unstable();
     span_ids.sort_unstable();
     assert_eq!(bar_ids, span_ids);
+    // Finished and kept: viewing it again costs no API call.
+    let detail = get_blocking(&api, &format!("/v1/ui/executions/{}", urlencode(arn)))
+        .unwrap_or_else(|e| panic!("GET the execution: {e}"));
+    assert_eq!(detail.status, 200);
+    assert_eq!(detail.header("x-durable-api-calls"), Some("0"));
+    let detail: Value = serde_json::from_str(&detail.body).unwrap();
+    assert_eq!(detail["Finished"], true);
     // The failed step shows its error.
     let failed_message = spans
         .iter()
@@ -110,10 +141,86 @@ fn the_browser_lists_filters_and_draws_what_convert_draws() {
         "{shown} names no span's error (first: {failed_message})"
     );
 
-    // The aggregates page counts what /metrics counts.
-    let total = report["aggregateTotal"].as_u64().unwrap();
-    assert!(total >= 1);
+    // The aggregates page showed a total, and the aggregates count what /metrics counts: read
+    // them on both sides of a scrape until they hold still across it (the demo keeps running).
+    assert!(report["aggregateTotal"].as_u64().unwrap() >= 1, "{report}");
+    let aggregate = || -> Value {
+        let r = get_blocking(&api, "/v1/ui/aggregates?window=all").unwrap();
+        assert_eq!(r.status, 200);
+        serde_json::from_str::<Value>(&r.body).unwrap()["Aggregate"].clone()
+    };
+    let (agg, scrape) = (0..50)
+        .find_map(|_| {
+            let before = aggregate();
+            let scrape = get_blocking(&metrics_addr, "/metrics").unwrap().body;
+            (aggregate() == before).then_some((before, scrape))
+        })
+        .expect("the aggregates never held still across a scrape");
+    assert_eq!(agg["Complete"], true, "{agg}");
+    let m = exposition::parse(&scrape);
+    let by_status = agg["Executions"].as_object().unwrap();
+    assert!(!by_status.is_empty(), "{agg}");
+    for status in ["SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"] {
+        let shown = by_status.get(status).and_then(Value::as_u64).unwrap_or(0);
+        let counted = m.sum("durable_executions_finished_total", &[("status", status)]);
+        assert_eq!(shown as f64, counted, "executions {status}: {agg}");
+    }
+    let failures = agg["FailuresByOperation"].as_array().unwrap();
+    assert!(
+        !failures.is_empty(),
+        "the demo's mix fails operations: {agg}"
+    );
+    for op_type in ["STEP", "WAIT", "CALLBACK", "CHAINED_INVOKE", "CONTEXT"] {
+        for status in ["FAILED", "TIMED_OUT", "CANCELLED", "STOPPED"] {
+            let shown: u64 = failures
+                .iter()
+                .filter(|f| f["Type"] == op_type && f["Status"] == status)
+                .map(|f| f["Count"].as_u64().unwrap())
+                .sum();
+            let counted = m.sum(
+                "durable_operations_finished_total",
+                &[("type", op_type), ("status", status)],
+            );
+            assert_eq!(shown as f64, counted, "{op_type} {status}: {agg}");
+        }
+    }
+    let retries: u64 = agg["RetriesByStep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(retries as f64, m.sum("durable_step_retries_total", &[]));
+    // Dragging across the timeline zoomed into a range.
+    assert_eq!(report["zoomChangedAxis"], true, "{report}");
+    assert_eq!(report["zoomResetRestored"], true, "{report}");
+
     let _ = demo.kill();
     let _ = demo.wait();
     let _ = drain.join();
+}
+
+/// The whole history of `arn` as the simulator pages it, one JSON page per line (a form
+/// `convert` reads).
+fn history_pages(sim: &str, arn: &str) -> String {
+    let mut out = String::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let mut path = format!(
+            "/2025-12-01/durable-executions/{}/history?MaxItems=1000",
+            urlencode(arn)
+        );
+        if let Some(m) = &marker {
+            path.push_str(&format!("&Marker={}", urlencode(m)));
+        }
+        let page = get_blocking(sim, &path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(page.status, 200, "{}", page.body);
+        let body: Value = serde_json::from_str(&page.body).unwrap();
+        out.push_str(page.body.trim());
+        out.push('\n');
+        match body["NextMarker"].as_str() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
+            _ => return out,
+        }
+    }
 }

@@ -89,7 +89,11 @@ try {
   await page.mouse.down();
   await page.mouse.move(box.x + box.width * 0.75, box.y + 60, { steps: 5 });
   await page.mouse.up();
-  report.zoomChangedAxis = before !== (await page.$$eval("text.ticktext", (t) => t.map((x) => x.textContent).join(",")));
+  const ticks = () => page.$$eval("text.ticktext", (t) => t.map((x) => x.textContent).join(","));
+  report.zoomChangedAxis = before !== (await ticks());
+  // "Whole execution" draws the whole range again.
+  await page.click("#zoom-reset");
+  report.zoomResetRestored = before === (await ticks());
 
   // Aggregates.
   await page.goto(`${base}#/aggregates`);
