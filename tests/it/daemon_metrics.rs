@@ -14,12 +14,6 @@ use durable_exporter::history::Event;
 use durable_exporter::sim::scripted::{GET_HISTORY, ScriptedApi};
 use durable_exporter::synth::{SynthSpec, history};
 
-fn arn(i: usize) -> String {
-    format!(
-        "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/m-{i}/0f9e8d7c-6b5a-4938-8271-605f4e3d2c{i:02}"
-    )
-}
-
 /// GET with an Accept header; (status, content type, body).
 async fn get(addr: SocketAddr, path: &str, accept: &str) -> (u16, String, String) {
     let r = http_get(addr, path, &[("Accept", accept)])

@@ -244,12 +244,6 @@ const RARE: [&str; 3] = [
     "durable_callback_oldest_pending_age_seconds",
 ];
 
-fn arn(function: &str, i: usize) -> String {
-    format!(
-        "arn:aws:lambda:eu-west-1:123456789012:function:{function}:$LATEST/durable-execution/d-{i}/2f9e8d7c-6b5a-4938-8271-605f4e3d2c{i:02}"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promql_uses_only_metric_names_the_daemon_exposes() {
     let fake = ScriptedApi::start().await;
@@ -264,9 +258,9 @@ async fn promql_uses_only_metric_names_the_daemon_exposes() {
     };
     let finished: Vec<(String, Vec<Event>)> = [("orders", 1), ("orders", 2), ("billing", 3)]
         .iter()
-        .map(|(f, i)| (arn(f, *i), history(&spec(31 * *i as u64, true))))
+        .map(|(f, i)| (arn_of_function(f, *i), history(&spec(31 * *i as u64, true))))
         .collect();
-    let running = (arn("orders", 4), history(&spec(7, false)));
+    let running = (arn_of_function("orders", 4), history(&spec(7, false)));
     add_all(&fake, &finished);
     add_all(&fake, std::slice::from_ref(&running));
     let mut arns: Vec<String> = finished.iter().map(|(a, _)| a.clone()).collect();

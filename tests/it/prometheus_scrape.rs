@@ -13,12 +13,6 @@ use durable_exporter::history::Event;
 use durable_exporter::sim::scripted::{GET_HISTORY, ScriptedApi};
 use durable_exporter::synth::{SynthSpec, history};
 
-fn arn(function: &str, i: usize) -> String {
-    format!(
-        "arn:aws:lambda:eu-west-1:123456789012:function:{function}:$LATEST/durable-execution/p-{i}/1f9e8d7c-6b5a-4938-8271-605f4e3d2c{i:02}"
-    )
-}
-
 /// `convert --format prometheus` of one history, as series → value.
 fn offline(a: &str, events: &[Event]) -> BTreeMap<String, f64> {
     parse(&convert_events(a, events)).by_series()
@@ -48,7 +42,7 @@ async fn prometheus_sees_what_the_histories_imply() {
                 finished: true,
                 ..SynthSpec::default()
             });
-            (arn(f, *i), events)
+            (arn_of_function(f, *i), events)
         })
         .collect();
     add_all(&fake, &execs);

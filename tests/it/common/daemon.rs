@@ -379,8 +379,13 @@ pub fn add_all(fake: &ScriptedApi, execs: &[(String, Vec<Event>)]) {
 
 /// The ARN of test execution `i` of the `orders` function (a valid UUID for any `i`).
 pub fn arn(i: usize) -> String {
+    arn_of_function("orders", i)
+}
+
+/// The ARN of test execution `i` of `function` (a valid UUID for any `i`).
+pub fn arn_of_function(function: &str, i: usize) -> String {
     format!(
-        "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/order-{i}/6a1f0b2c-3d4e-5f60-7182-{i:012x}"
+        "arn:aws:lambda:us-east-1:123456789012:function:{function}:$LATEST/durable-execution/{function}-{i}/6a1f0b2c-3d4e-5f60-7182-{i:012x}"
     )
 }
 
