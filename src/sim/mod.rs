@@ -1087,9 +1087,9 @@ fn push_terminal(events: &mut Vec<Event>, at_ms: i64, details: EventDetails) {
 }
 
 /// IncludeExecutionData=false, as the emulator answers it: inputs and results lose their
-/// payload and say Truncated; errors keep theirs, marked Truncated.
-/// What `IncludeExecutionData=false` leaves of an event: no payloads (marked truncated), errors
-/// without their data.
+/// payload and say Truncated; errors keep theirs, marked Truncated. The scripted source applies
+/// the same rule to the raw JSON it serves (`scripted::strip_payloads`; a test holds the two
+/// equal).
 fn strip_payloads(e: &mut Event) {
     let parts = e.details.parts_mut();
     for p in [parts.input, parts.result].into_iter().flatten().flatten() {

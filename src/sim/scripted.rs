@@ -524,7 +524,7 @@ fn summary(x: &ScriptedExecution) -> Value {
 
 /// IncludeExecutionData=false, as the emulator does it: Input and Result objects lose their
 /// Payload, and every Input, Result and Error says `"Truncated": true` (error payloads stay).
-fn strip_payloads(mut event: Value) -> Value {
+pub(super) fn strip_payloads(mut event: Value) -> Value {
     if let Some(obj) = event.as_object_mut() {
         for (k, details) in obj.iter_mut() {
             let Some(details) = details.as_object_mut().filter(|_| k.ends_with("Details")) else {

@@ -624,3 +624,45 @@ fn bad_specs_are_refused() {
         assert!(spec.validate().is_ok(), "{f}");
     }
 }
+
+/// The simulator strips typed events, the scripted source raw JSON: the same rule, checked over
+/// every kind of event the generator writes (inputs, results and errors with payloads).
+#[test]
+fn both_sources_strip_payloads_alike() {
+    use crate::history::json::to_wire_json;
+    let events = crate::synth::history(&crate::synth::SynthSpec {
+        operations: 400,
+        seed: 11,
+        ..Default::default()
+    });
+    let wire = |events: &[Event]| -> Vec<Value> {
+        let page: Value = serde_json::from_str(&to_wire_json(events, None)).unwrap();
+        page["Events"].as_array().unwrap().clone()
+    };
+    let mut typed = events.clone();
+    typed.iter_mut().for_each(strip_payloads);
+    let raw: Vec<Value> = wire(&events)
+        .into_iter()
+        .map(scripted::strip_payloads)
+        .collect();
+    assert_eq!(wire(&typed), raw);
+    // Every part was met, and inputs and results lost their payloads.
+    let mut seen = BTreeSet::new();
+    for (before, after) in wire(&events).iter().zip(&raw) {
+        for (k, details) in after.as_object().unwrap() {
+            let Some(details) = details.as_object().filter(|_| k.ends_with("Details")) else {
+                continue;
+            };
+            for part in ["Input", "Result", "Error"] {
+                let Some(p) = details.get(part) else { continue };
+                seen.insert(part);
+                assert_eq!(p["Truncated"], true, "{after}");
+                if part != "Error" {
+                    assert!(p.get("Payload").is_none(), "{after}");
+                    assert!(before[k][part].get("Payload").is_some(), "{before}");
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}
