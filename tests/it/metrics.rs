@@ -1290,21 +1290,34 @@ async fn read_lag_grows_while_reads_fail() {
     )
     .await;
     fake.stop().await;
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    let stopped = std::time::Instant::now();
 
-    let body = scrape(s.http).await;
-    let m = parse(&body);
+    // Scrape until the lag passes what one poll's retries could explain (about 6 s); a lag
+    // reset by every failed poll never gets there.
+    let (body, lag) = loop {
+        let body = scrape(s.http).await;
+        let lag = parse(&body).value("durable_exporter_read_lag_seconds", &[]);
+        if lag >= 7.5 || stopped.elapsed() > Duration::from_secs(30) {
+            break (body, lag);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert!(
-        m.value(
+        lag >= 7.5,
+        "no successful read for {:?}, yet durable_exporter_read_lag_seconds is {lag}",
+        stopped.elapsed()
+    );
+    assert!(
+        lag <= stopped.elapsed().as_secs_f64() + 2.0,
+        "the lag {lag} is longer than the outage {:?} (and a poll interval)",
+        stopped.elapsed()
+    );
+    assert!(
+        parse(&body).value(
             "durable_exporter_api_requests_total",
             &[("outcome", "transport_error")]
         ) > 0.0,
         "the reads did not fail:\n{body}"
-    );
-    let lag = m.value("durable_exporter_read_lag_seconds", &[]);
-    assert!(
-        lag >= 7.5,
-        "no successful read for 9 s, yet durable_exporter_read_lag_seconds is {lag}"
     );
 }
 
