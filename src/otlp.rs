@@ -416,40 +416,64 @@ fn text_prefix(bytes: &[u8], max: usize) -> String {
     text.trim().to_owned()
 }
 
-// `google.rpc.Status` and `google.rpc.RetryInfo`, the little of them an error answer needs.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<RpcAny>,
-}
+/// `google.rpc.Status` and `google.rpc.RetryInfo`, the little of them an error answer needs
+/// (public for the tests' receivers, which send what this client reads).
+pub mod rpc {
+    use std::time::Duration;
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcAny {
-    #[prost(string, tag = "1")]
-    type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
-}
+    use prost::Message as _;
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    retry_delay: Option<RpcDuration>,
-}
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Status {
+        #[prost(int32, tag = "1")]
+        pub code: i32,
+        #[prost(string, tag = "2")]
+        pub message: String,
+        #[prost(message, repeated, tag = "3")]
+        pub details: Vec<Any>,
+    }
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcDuration {
-    #[prost(int64, tag = "1")]
-    seconds: i64,
-    #[prost(int32, tag = "2")]
-    nanos: i32,
-}
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Any {
+        #[prost(string, tag = "1")]
+        pub type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub value: Vec<u8>,
+    }
 
-const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RetryInfo {
+        #[prost(message, optional, tag = "1")]
+        pub retry_delay: Option<RpcDuration>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RpcDuration {
+        #[prost(int64, tag = "1")]
+        pub seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub nanos: i32,
+    }
+
+    pub const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
+
+    impl Any {
+        /// A `RetryInfo` detail asking for `delay`.
+        pub fn retry_info(delay: Duration) -> Any {
+            let info = RetryInfo {
+                retry_delay: Some(RpcDuration {
+                    seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
+                    nanos: delay.subsec_nanos() as i32,
+                }),
+            };
+            Any {
+                type_url: RETRY_INFO_TYPE.into(),
+                value: info.encode_to_vec(),
+            }
+        }
+    }
+}
+use rpc::{Any as RpcAny, RETRY_INFO_TYPE, RetryInfo, Status as RpcStatus};
 
 /// The delay of a `google.rpc.RetryInfo` among the details, if any.
 fn retry_info(details: &[RpcAny]) -> Option<Duration> {
@@ -1110,21 +1134,12 @@ mod tests {
             Some(Duration::from_secs(3))
         );
 
-        let info = RetryInfo {
-            retry_delay: Some(RpcDuration {
-                seconds: 2,
-                nanos: 500_000_000,
-            }),
-        };
         let details = vec![
             RpcAny {
                 type_url: "type.googleapis.com/google.rpc.DebugInfo".into(),
                 value: vec![1, 2, 3],
             },
-            RpcAny {
-                type_url: RETRY_INFO_TYPE.into(),
-                value: info.encode_to_vec(),
-            },
+            RpcAny::retry_info(Duration::from_millis(2500)),
         ];
         assert_eq!(retry_info(&details), Some(Duration::from_millis(2500)));
         assert_eq!(retry_info(&details[..1]), None);

@@ -53,6 +53,26 @@ pub struct AppState {
     pub ui: Arc<super::ui::Ui>,
 }
 
+impl AppState {
+    /// One page of `arn`'s history for a request of this API: through the budget as a read,
+    /// with the daemon's page size and payload setting.
+    pub(super) async fn history_page(
+        &self,
+        arn: &str,
+        marker: Option<&str>,
+    ) -> Result<super::lambda::HistoryPage, super::lambda::ApiError> {
+        self.lambda
+            .history_page(
+                super::limiter::Class::Read,
+                arn,
+                marker,
+                self.page_size,
+                self.include_execution_data,
+            )
+            .await
+    }
+}
+
 /// Paths of the metrics listener that answer without credentials (probes).
 pub const PROBE_PATHS: &[&str] = &["/healthz", "/readyz"];
 
@@ -240,17 +260,7 @@ async fn execution_state(
     );
     let mut pages = super::lambda::Pages::default();
     loop {
-        let page = match state
-            .lambda
-            .history_page(
-                super::limiter::Class::Read,
-                &arn,
-                pages.marker(),
-                state.page_size,
-                state.include_execution_data,
-            )
-            .await
-        {
+        let page = match state.history_page(&arn, pages.marker()).await {
             Ok(p) => p,
             Err(e) => return error(StatusCode::BAD_GATEWAY, e.to_string()),
         };

@@ -28,7 +28,6 @@ use serde::Deserialize;
 
 use super::coordinator::Command;
 use super::http::{AppState, ask, error};
-use super::limiter::Class;
 use crate::arn::ExecutionArn;
 use crate::clock::now_ms;
 use crate::config::UiConfig;
@@ -237,17 +236,7 @@ async fn execution(State(state): State<Arc<AppState>>, Path(arn): Path<String>) 
         return json_response(done.clone(), 0);
     }
     let mut pages = super::lambda::Pages::from(h.marker.clone());
-    let page = match state
-        .lambda
-        .history_page(
-            Class::Read,
-            &arn,
-            pages.marker(),
-            state.page_size,
-            state.include_execution_data,
-        )
-        .await
-    {
+    let page = match state.history_page(&arn, pages.marker()).await {
         Ok(p) => p,
         Err(e) => {
             if e.kind == super::lambda::ErrorKind::InvalidParameter && h.marker.is_some() {

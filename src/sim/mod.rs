@@ -688,22 +688,11 @@ impl Simulation {
     }
 
     fn try_list(&self, function: &str, p: &Params<'_>, now_ms: i64) -> Result<Reply, Reply> {
-        let (name, arn_qualifier) = wire::check_function(function)?;
-        let qualifier = p
-            .one("Qualifier")
-            .map(str::to_owned)
-            .or(arn_qualifier)
-            .unwrap_or_else(|| "$LATEST".to_owned());
-        let statuses = p.statuses()?;
-        let after = p.timestamp_micros("StartedAfter")?;
-        let before = p.timestamp_micros("StartedBefore")?;
-        let name_filter = p.one("DurableExecutionName");
-        let reverse = p.bool("ReverseOrder")?.unwrap_or(false);
-        let max = p.max_items()?;
-        let Some(fi) = self.functions.iter().position(|f| f.name == name) else {
+        let q = wire::ListQuery::parse(function, p)?;
+        let Some(fi) = self.functions.iter().position(|f| f.name == q.function) else {
             return Err(Reply::not_found(format!("Function not found: {function}")));
         };
-        let anchor = match p.one("Marker") {
+        let anchor = match q.marker {
             None => None,
             Some(token) => match self.open_marker(token, now_ms)? {
                 MarkerScope::List {
@@ -711,7 +700,7 @@ impl Simulation {
                     reverse: r,
                     after_ms,
                     after_index,
-                } if f == fi as u32 && r == reverse => Some((after_ms, after_index)),
+                } if f == fi as u32 && r == q.reverse => Some((after_ms, after_index)),
                 _ => {
                     return Err(Reply::invalid(format!(
                         "Invalid Marker: the marker {token:?} belongs to another request"
@@ -720,41 +709,27 @@ impl Simulation {
             },
         };
         let f = &self.functions[fi];
-        let mut matching: Vec<((i64, u32), &SimExecution)> = if f.qualifier != qualifier {
+        let matching: Vec<((i64, u32), &SimExecution)> = if f.qualifier != q.qualifier {
             Vec::new()
         } else {
             self.executions
                 .iter()
                 .enumerate()
                 .filter(|(_, x)| x.function == fi as u32 && x.start_ms <= now_ms)
-                .filter(|(_, x)| statuses.is_empty() || statuses.contains(&x.status(now_ms)))
-                .filter(|(_, x)| name_filter.is_none_or(|n| x.name.contains(n)))
-                .filter(|(_, x)| {
-                    let us = x.start_ms * 1000;
-                    after.is_none_or(|a| us > a) && before.is_none_or(|b| us < b)
-                })
+                .filter(|(_, x)| q.wants(x.status(now_ms), &x.name, Some(x.start_ms * 1000)))
                 .map(|(i, x)| ((x.start_ms, i as u32), x))
                 .collect()
         };
-        matching.sort_by_key(|(k, _)| *k);
-        if reverse {
-            matching.reverse();
-        }
-        if let Some(a) = anchor {
-            matching.retain(|(k, _)| if reverse { *k < a } else { *k > a });
-        }
-        let more = matching.len() > max;
-        matching.truncate(max);
-        let last = matching.last().map(|(k, _)| *k);
-        let items: Vec<Value> = matching
+        let (page, next) = q.page(matching, anchor);
+        let items: Vec<Value> = page
             .into_iter()
-            .map(|(_, x)| Value::Object(self.summary_json(x, now_ms)))
+            .map(|x| Value::Object(self.summary_json(x, now_ms)))
             .collect();
         let mut body = json!({ "DurableExecutions": items });
-        if let (true, Some((after_ms, after_index))) = (more, last) {
+        if let Some((after_ms, after_index)) = next {
             let scope = MarkerScope::List {
                 function: fi as u32,
-                reverse,
+                reverse: q.reverse,
                 after_ms,
                 after_index,
             };

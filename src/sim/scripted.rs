@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::SimSummary;
 use super::server::{self, SimHandle, Source};
-use super::wire::{self, Params, Reply, check_function, function_ref};
+use super::wire::{self, ListQuery, Params, Reply, function_ref};
 use crate::arn::FunctionParts;
 use crate::synth::Rng;
 
@@ -392,26 +392,16 @@ impl Scripted {
         now: Instant,
         ttl: Option<Duration>,
     ) -> Result<Reply, Reply> {
-        let (name, arn_qualifier) = check_function(function)?;
-        let qualifier = p
-            .one("Qualifier")
-            .map(str::to_owned)
-            .or(arn_qualifier)
-            .unwrap_or_else(|| "$LATEST".to_owned());
-        let statuses = p.statuses()?;
-        let after = p.timestamp_micros("StartedAfter")?;
-        let before = p.timestamp_micros("StartedBefore")?;
-        let name_filter = p.one("DurableExecutionName");
-        let reverse = p.bool("ReverseOrder")?.unwrap_or(false);
-        let max = p.max_items()?;
-        let anchor = match p.one("Marker") {
+        let q = ListQuery::parse(function, p)?;
+        let name = q.function.clone();
+        let anchor = match q.marker {
             None => None,
             Some(token) => match self.marker(token, now, ttl)? {
                 MarkerScope::List {
                     function: f,
                     reverse: r,
                     after,
-                } if *f == name && *r == reverse => Some(*after),
+                } if *f == name && *r == q.reverse => Some(*after),
                 _ => {
                     return Err(Reply::invalid(format!(
                         "Invalid Marker: the marker {token:?} belongs to another request"
@@ -427,40 +417,28 @@ impl Scripted {
         if !known {
             return Err(Reply::not_found(format!("Function not found: {function}")));
         }
-        let mut matching: Vec<((i64, usize), &ScriptedExecution)> = self
+        let matching: Vec<((i64, usize), &ScriptedExecution)> = self
             .executions
             .iter()
             .enumerate()
             .filter(|(_, x)| {
                 let (fname, fqual) = exec_function(x);
                 fname.as_deref() == Some(name.as_str())
-                    && (fqual == qualifier || x.version == qualifier)
+                    && (fqual == q.qualifier || x.version == q.qualifier)
             })
-            .filter(|(_, x)| statuses.is_empty() || statuses.contains(&status(x)))
-            .filter(|(_, x)| name_filter.is_none_or(|n| x.name.contains(n)))
             .filter_map(|(i, x)| {
                 let start = start_micros(x);
-                let in_range = after.is_none_or(|a| start.is_some_and(|s| s > a))
-                    && before.is_none_or(|b| start.is_some_and(|s| s < b));
-                in_range.then(|| ((start.unwrap_or(0), i), x))
+                q.wants(status(x), &x.name, start)
+                    .then(|| ((start.unwrap_or(0), i), x))
             })
             .collect();
-        matching.sort_by_key(|(k, _)| *k);
-        if reverse {
-            matching.reverse();
-        }
-        if let Some(a) = anchor {
-            matching.retain(|(k, _)| if reverse { *k < a } else { *k > a });
-        }
-        let more = matching.len() > max;
-        matching.truncate(max);
-        let last = matching.last().map(|(k, _)| *k);
-        let items: Vec<Value> = matching.into_iter().map(|(_, x)| summary(x)).collect();
+        let (page, next) = q.page(matching, anchor);
+        let items: Vec<Value> = page.into_iter().map(summary).collect();
         let mut body = json!({ "DurableExecutions": items });
-        if let (true, Some(after)) = (more, last) {
+        if let Some(after) = next {
             let scope = MarkerScope::List {
                 function: name,
-                reverse,
+                reverse: q.reverse,
                 after,
             };
             body["NextMarker"] = self.issue_marker(scope, now).into();

@@ -91,6 +91,77 @@ impl Reply {
     }
 }
 
+/// A ListDurableExecutionsByFunction request, checked: what both sources of this API filter,
+/// order and page by.
+pub struct ListQuery<'a> {
+    /// The function's name (from a name or an ARN) and the qualifier asked for (`$LATEST` when
+    /// neither `Qualifier` nor the ARN gives one).
+    pub function: String,
+    pub qualifier: String,
+    pub reverse: bool,
+    pub marker: Option<&'a str>,
+    statuses: Vec<&'a str>,
+    started_after_us: Option<i64>,
+    started_before_us: Option<i64>,
+    name_contains: Option<&'a str>,
+    max: usize,
+}
+
+impl<'a> ListQuery<'a> {
+    pub fn parse(function: &str, p: &'a Params<'_>) -> Result<Self, Reply> {
+        let (name, arn_qualifier) = check_function(function)?;
+        Ok(ListQuery {
+            qualifier: p
+                .one("Qualifier")
+                .map(str::to_owned)
+                .or(arn_qualifier)
+                .unwrap_or_else(|| "$LATEST".to_owned()),
+            function: name,
+            statuses: p.statuses()?,
+            started_after_us: p.timestamp_micros("StartedAfter")?,
+            started_before_us: p.timestamp_micros("StartedBefore")?,
+            name_contains: p.one("DurableExecutionName"),
+            reverse: p.bool("ReverseOrder")?.unwrap_or(false),
+            max: p.max_items()?,
+            marker: p.one("Marker"),
+        })
+    }
+
+    /// Whether an execution of this status, name and start (microseconds; unknown: None) is
+    /// asked for (`StartedAfter` and `StartedBefore` are exclusive).
+    pub fn wants(&self, status: &str, name: &str, start_us: Option<i64>) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&status))
+            && self.name_contains.is_none_or(|n| name.contains(n))
+            && self
+                .started_after_us
+                .is_none_or(|a| start_us.is_some_and(|s| s > a))
+            && self
+                .started_before_us
+                .is_none_or(|b| start_us.is_some_and(|s| s < b))
+    }
+
+    /// One page of the matching executions keyed by start: oldest first (newest first with
+    /// `ReverseOrder`), those past the marker's key (`after`), at most `MaxItems`; with the key
+    /// of the last one when more follow.
+    pub fn page<K: Ord + Copy, T>(
+        &self,
+        mut matching: Vec<(K, T)>,
+        after: Option<K>,
+    ) -> (Vec<T>, Option<K>) {
+        matching.sort_by_key(|(k, _)| *k);
+        if self.reverse {
+            matching.reverse();
+        }
+        if let Some(a) = after {
+            matching.retain(|(k, _)| if self.reverse { *k < a } else { *k > a });
+        }
+        let more = matching.len() > self.max;
+        matching.truncate(self.max);
+        let next = more.then(|| matching.last().map(|(k, _)| *k)).flatten();
+        (matching.into_iter().map(|(_, x)| x).collect(), next)
+    }
+}
+
 /// The query string's parameters, in order, percent-decoded.
 pub struct Params<'a>(pub &'a [(String, String)]);
 

@@ -155,50 +155,37 @@ const STATE_GAUGES: &[&str] = &[
     "durable_execution_operations_max",
 ];
 
-const LONG: &[f64] = &[
-    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0,
-    86400.0, 172800.0, 604800.0, 2592000.0, 7776000.0, 31536000.0,
-];
-const OPERATION: &[f64] = &[
-    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
-    3600.0, 14400.0, 86400.0, 604800.0, 2592000.0,
-];
-const STEP: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    300.0, 900.0,
-];
-const BACKOFF: &[f64] = &[
-    0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0,
-];
-const LATENESS: &[f64] = &[
-    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
-];
-const INVOCATION: &[f64] = &[
-    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0,
-];
-const COUNT: &[f64] = &[
-    1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0,
-];
-const OPERATIONS: &[f64] = &[
-    10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 1500.0, 2000.0, 2500.0, 2750.0, 3000.0,
-];
-
-/// The bucket bounds docs/METRICS.md gives each histogram (+Inf aside).
-fn buckets_of(family: &str) -> &'static [f64] {
-    match family {
-        "durable_execution_duration_seconds"
-        | "durable_wait_duration_seconds"
-        | "durable_callback_duration_seconds"
-        | "durable_suspension_duration_seconds" => LONG,
-        "durable_operation_duration_seconds" => OPERATION,
-        "durable_step_attempt_duration_seconds" => STEP,
-        "durable_step_retry_backoff_seconds" => BACKOFF,
-        "durable_wait_lateness_seconds" => LATENESS,
-        "durable_invocation_duration_seconds" => INVOCATION,
-        "durable_execution_invocations" => COUNT,
-        "durable_execution_operations" => OPERATIONS,
-        other => panic!("no documented buckets for {other}"),
+/// The bucket bounds docs/METRICS.md gives each histogram (+Inf aside), read from its
+/// "Histogram buckets" table: the code is checked against the documentation, not a copy.
+fn documented_buckets() -> std::collections::BTreeMap<String, Vec<f64>> {
+    let doc = std::fs::read_to_string(root().join("docs/METRICS.md")).unwrap();
+    let table = doc
+        .split("## Histogram buckets")
+        .nth(1)
+        .expect("docs/METRICS.md has a Histogram buckets section");
+    let mut out = std::collections::BTreeMap::new();
+    for row in table
+        .lines()
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with('|'))
+    {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        if cells.len() < 3 || !cells[1].starts_with('`') {
+            continue;
+        }
+        let bounds: Vec<f64> = cells[2]
+            .split(',')
+            .map(|b| {
+                b.trim()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{row}: {b}: {e}"))
+            })
+            .collect();
+        for family in cells[1].split('`').skip(1).step_by(2) {
+            out.insert(family.to_owned(), bounds.clone());
+        }
     }
+    out
 }
 
 fn labels_of(family: &str) -> &'static [&'static str] {
@@ -384,13 +371,17 @@ fn function_and_qualifier_come_from_the_arn() {
 
 #[test]
 fn histograms_have_their_documented_buckets_and_add_up() {
+    let documented = documented_buckets();
+    assert!(documented.len() >= 12, "{documented:?}");
     for (name, arn, path) in all_histories() {
         let m = parse(&convert_text(&arn, &path));
         for (family, kind) in m.families() {
             if kind != "histogram" {
                 continue;
             }
-            let bounds = buckets_of(&family);
+            let bounds = documented
+                .get(&family)
+                .unwrap_or_else(|| panic!("no documented buckets for {family}"));
             let counts = m.series(&format!("{family}_count"), &[]);
             assert!(!counts.is_empty(), "{name}: {family} without series");
             for c in counts {

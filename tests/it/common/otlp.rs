@@ -126,38 +126,7 @@ impl Receiver {
     }
 }
 
-// `google.rpc.Status` with a `RetryInfo` detail, as a collector sends it in gRPC status details.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<RpcAny>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcAny {
-    #[prost(string, tag = "1")]
-    type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    retry_delay: Option<RpcDuration>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcDuration {
-    #[prost(int64, tag = "1")]
-    seconds: i64,
-    #[prost(int32, tag = "2")]
-    nanos: i32,
-}
+use durable_exporter::otlp::rpc;
 
 #[derive(Clone)]
 struct Grpc {
@@ -185,21 +154,16 @@ impl TraceService for Grpc {
             rejected: 0,
         };
         if let Some((code, message)) = &self.answer.grpc_status {
-            let details = RpcStatus {
+            let details = rpc::Status {
                 code: *code as i32,
                 message: message.clone(),
                 details: self
                     .answer
                     .retry_after_secs
-                    .map(|s| RpcAny {
-                        type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
-                        value: RetryInfo {
-                            retry_delay: Some(RpcDuration {
-                                seconds: s,
-                                nanos: 0,
-                            }),
-                        }
-                        .encode_to_vec(),
+                    .map(|s| {
+                        rpc::Any::retry_info(std::time::Duration::from_secs(
+                            u64::try_from(s).unwrap_or(0),
+                        ))
                     })
                     .into_iter()
                     .collect(),
