@@ -16,6 +16,7 @@ pub mod listener;
 pub mod metrics;
 pub mod otlp;
 pub mod pipeline;
+pub mod shard;
 pub mod sim;
 pub mod state;
 pub mod synth;

@@ -56,6 +56,19 @@ enum Command {
     /// Exit 0 when the daemon's /healthz (or the given path) answers 200 within 2 s, else 1:
     /// a container HEALTHCHECK that needs no shell or curl in the image.
     Healthcheck(HealthcheckArgs),
+    /// Which replica tracks each execution ARN when shard.count replicas split the work: one
+    /// line per ARN, `INDEX ARN`.
+    Shard(ShardArgs),
+}
+
+#[derive(clap::Args)]
+struct ShardArgs {
+    /// shard.count: how many replicas split the executions.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(durable_exporter::shard::MAX_COUNT)))]
+    count: u32,
+    /// Execution ARNs.
+    #[arg(required = true)]
+    arns: Vec<String>,
 }
 
 /// The simulated executions and faults (`simulate` and `demo`).
@@ -349,7 +362,26 @@ fn main() -> ExitCode {
         Command::Healthcheck(args) => healthcheck(&args),
         Command::Demo(args) => run_demo(args),
         Command::Simulate(args) => run_simulate(&args),
+        Command::Shard(args) => run_shard(&args),
     }
+}
+
+fn run_shard(args: &ShardArgs) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for arn in &args.arns {
+        match ExecutionArn::parse(arn) {
+            Ok(a) => println!(
+                "{} {}",
+                durable_exporter::shard::owner(a.as_str(), args.count),
+                a.as_str()
+            ),
+            Err(e) => {
+                eprintln!("durable-exporter shard: {arn}: {e}");
+                code = ExitCode::from(2);
+            }
+        }
+    }
+    code
 }
 
 fn run_simulate(args: &SimulateArgs) -> ExitCode {

@@ -54,6 +54,7 @@ impl Config {
             file_tree: Node::Map(Vec::new()),
             env_keys: BTreeMap::new(),
             otel: HashMap::new(),
+            pod_name: None,
         };
         if let Some(p) = path {
             loader.file_tree = loader.read_file(p)?;
@@ -80,6 +81,10 @@ impl Config {
                 }
                 loader.env_keys.insert(key.join("."), name.clone());
                 tree.set(&key, Node::Env(value));
+            } else if (name == "POD_NAME" || (name == "HOSTNAME" && loader.pod_name.is_none()))
+                && !value.trim().is_empty()
+            {
+                loader.pod_name = Some((name.clone(), value));
             } else if name.starts_with("OTEL_") && !value.trim().is_empty() {
                 // The OpenTelemetry specification reads an empty variable as unset.
                 loader.otel.insert(name, value);
@@ -88,6 +93,7 @@ impl Config {
         let mut config: Config = serde_path_to_error::deserialize(tree.clone())
             .map_err(|e| loader.deserialize_error(e))?;
         loader.apply_otel(&tree, &mut config)?;
+        loader.apply_pod_name(&mut config)?;
         config.validate().map_err(|p| loader.problem(p))?;
         Ok(config)
     }
@@ -95,6 +101,8 @@ impl Config {
 
 /// Knows where each value came from.
 struct Loader<'a> {
+    /// `POD_NAME` (else `HOSTNAME`) and its value, for `shard.from_pod_name`.
+    pod_name: Option<(String, String)>,
     file: Option<&'a Path>,
     /// What the file set.
     file_tree: Node,
@@ -241,6 +249,29 @@ impl Loader<'_> {
 
     /// The `OTEL_*` variables, for the keys neither the file nor a `DURABLE_EXPORTER__`
     /// variable set.
+    /// With `shard.from_pod_name`, the index is the ordinal ending the pod's name.
+    fn apply_pod_name(&self, c: &mut Config) -> Result<(), ConfigError> {
+        if !c.shard.from_pod_name {
+            return Ok(());
+        }
+        let Some((var, name)) = &self.pod_name else {
+            return Err(ConfigError {
+                file: self.file.map(Path::to_path_buf),
+                key: Some("shard.from_pod_name".into()),
+                message: "neither POD_NAME nor HOSTNAME is set; pass the pod's name in POD_NAME (a fieldRef to metadata.name), or set shard.index instead".into(),
+            });
+        };
+        c.shard.index = crate::shard::ordinal_of_pod_name(name).ok_or_else(|| ConfigError {
+            file: None,
+            key: Some("shard.from_pod_name".into()),
+            message: format!(
+                "the environment variable {var} is {}, which does not end in -N (a StatefulSet pod's ordinal)",
+                quote(name)
+            ),
+        })?;
+        Ok(())
+    }
+
     fn apply_otel(&self, tree: &Node, c: &mut Config) -> Result<(), ConfigError> {
         let set = |key: &str| tree.at(key).is_some();
         let o = &mut c.otlp;
@@ -415,6 +446,7 @@ pub(crate) fn load_yaml_file<T: serde::de::DeserializeOwned>(
         file_tree: Node::Map(Vec::new()),
         env_keys: BTreeMap::new(),
         otel: HashMap::new(),
+        pod_name: None,
     };
     serde_path_to_error::deserialize(tree).map_err(|e| loader.deserialize_error(e))
 }

@@ -103,6 +103,7 @@ pub struct Config {
     pub ui: UiConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub shard: ShardConfig,
 }
 
 /// What the daemon logs (the format is `--log-format`).
@@ -368,6 +369,40 @@ pub struct UiConfig {
     /// finished one is never read twice while it is kept).
     #[serde(deserialize_with = "de::int_between::<_, _, 1, 10000>")]
     pub cache_executions: usize,
+}
+
+/// Splitting the executions between replicas by a hash of their ARN (docs/SCALING.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShardConfig {
+    /// This replica's index, 0 to `count - 1` (not read with `from_pod_name`).
+    #[serde(deserialize_with = "de::int::<_, _, 0, 1023>")]
+    pub index: u32,
+    /// How many replicas share the work.
+    #[serde(deserialize_with = "de::int_between::<_, _, 1, 1024>")]
+    pub count: u32,
+    /// The index is the ordinal that ends the pod's name (a StatefulSet's `NAME-N`), read from
+    /// the environment variable `POD_NAME`, else `HOSTNAME`.
+    #[serde(deserialize_with = "de::boolean")]
+    pub from_pod_name: bool,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        ShardConfig {
+            index: 0,
+            count: 1,
+            from_pod_name: false,
+        }
+    }
+}
+
+impl ShardConfig {
+    /// This replica's shard (the loader has put the pod's ordinal in `index` when
+    /// `from_pod_name` is on, and validated both).
+    pub fn shard(&self) -> crate::shard::Shard {
+        crate::shard::Shard::new(self.index, self.count).unwrap_or_default()
+    }
 }
 
 /// Whether operation names become a `name` label.
@@ -778,6 +813,23 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if self.shard.index >= self.shard.count {
+            return Err(Problem {
+                key: if self.shard.from_pod_name {
+                    "shard.from_pod_name"
+                } else {
+                    "shard.index"
+                }
+                .into(),
+                others: vec!["shard.count".into()],
+                message: format!(
+                    "this replica's index {} is not below shard.count ({}): indexes run from 0 to {}",
+                    self.shard.index,
+                    self.shard.count,
+                    self.shard.count - 1
+                ),
+            });
         }
         if self.poll.max_interval < self.poll.interval {
             return Err(Problem {

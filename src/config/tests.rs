@@ -898,7 +898,8 @@ fn shipped_config_documents_every_key_and_its_variable() {
             "api",
             "ui",
             "metrics",
-            "log"
+            "log",
+            "shard"
         ]
     );
     for section in &sections {
@@ -1248,5 +1249,65 @@ fn the_log_filter_is_checked() {
         "log:\n  level: \"loud[\"\n",
         "log.level",
         "is not a log filter",
+    );
+}
+
+#[test]
+fn shards_from_the_file_the_environment_or_the_pod_name() {
+    let c = load_yaml("shard:\n  index: 2\n  count: 3\n");
+    assert_eq!(c.shard.shard(), crate::shard::Shard::new(2, 3).unwrap());
+    assert_eq!(
+        Config::default().shard.shard(),
+        crate::shard::Shard::default()
+    );
+    let c = load_env(&[
+        ("DURABLE_EXPORTER__SHARD__COUNT", "4"),
+        ("DURABLE_EXPORTER__SHARD__FROM_POD_NAME", "true"),
+        ("HOSTNAME", "ignored-0"),
+        ("POD_NAME", "durable-exporter-3"),
+    ])
+    .unwrap();
+    assert_eq!(c.shard.shard(), crate::shard::Shard::new(3, 4).unwrap());
+    // HOSTNAME when POD_NAME is not given.
+    let (c, _) = load_yaml_env(
+        "shard:\n  count: 2\n  from_pod_name: true\n",
+        &[("HOSTNAME", "exporter-1")],
+    );
+    assert_eq!(c.unwrap().shard.index, 1);
+
+    assert_rejected(
+        "shard:\n  index: 3\n  count: 3\n",
+        "shard.index",
+        "index 3 is not below shard.count (3): indexes run from 0 to 2",
+    );
+    assert_rejected("shard:\n  count: 0\n", "shard.count", "");
+    assert_rejected("shard:\n  count: 1025\n", "shard.count", "");
+    let (r, _) = load_yaml_env("shard:\n  count: 2\n  from_pod_name: true\n", &[]);
+    let e = r.unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("shard.from_pod_name"));
+    assert!(
+        e.to_string().contains("neither POD_NAME nor HOSTNAME"),
+        "{e}"
+    );
+    let (r, _) = load_yaml_env(
+        "shard:\n  count: 2\n  from_pod_name: true\n",
+        &[("POD_NAME", "exporter-abc")],
+    );
+    let e = r.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("POD_NAME is \"exporter-abc\", which does not end in -N"),
+        "{e}"
+    );
+    let (r, _) = load_yaml_env(
+        "shard:\n  count: 2\n  from_pod_name: true\n",
+        &[("POD_NAME", "exporter-2")],
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("shard.from_pod_name"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("index 2 is not below shard.count (2)"),
+        "{e}"
     );
 }

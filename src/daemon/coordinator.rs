@@ -144,6 +144,8 @@ pub enum Refused {
     Full { max: usize },
     /// `tracked.json` could not be written: the registration would not survive a restart.
     NotPersisted(String),
+    /// The ARN hashes to another replica (`shard.*`): `owner` of `count` tracks it.
+    OtherShard { owner: u32, count: u32 },
 }
 
 /// Requests from the HTTP API.
@@ -346,9 +348,18 @@ impl Coordinator {
             me.exporter_metrics.checkpoint_failures.inc();
         }
         let mut expired = Vec::new();
+        let shard = me.config.shard.shard();
+        let mut moved = 0usize;
         for cursor in cursors {
             if me.changes.removed.contains(&cursor.arn) {
                 let _ = me.store.remove(&cursor.arn);
+                continue;
+            }
+            // shard.count changed: what hashes elsewhere now is read from the start by its
+            // new owner; this replica lets it go.
+            if !shard.owns(&cursor.arn) {
+                let _ = me.store.remove(&cursor.arn);
+                moved += 1;
                 continue;
             }
             if me.retention_over(&cursor) {
@@ -369,9 +380,27 @@ impl Coordinator {
             .collect();
         let mut refused = 0;
         for arn in from_config {
-            if !me.changes.removed.contains(&arn) && me.track(&arn, Source::Config).is_err() {
+            if !me.changes.removed.contains(&arn)
+                && let Err(Refused::Full { .. }) = me.track(&arn, Source::Config)
+            {
                 refused += 1;
             }
+        }
+        let registered = me.changes.added.len();
+        me.changes.added.retain(|a| shard.owns(a));
+        moved += registered - me.changes.added.len();
+        if me.changes.added.len() < registered
+            && let Err(e) = me.save_changes()
+        {
+            tracing::warn!(error = %e, "tracked.json: cannot drop the registrations of other replicas (tried again at the next change)");
+        }
+        if moved > 0 {
+            tracing::info!(
+                moved,
+                shard = shard.index,
+                shard_count = shard.count,
+                "executions (checkpoints and registrations) that hash to another replica now are let go; their new owners read them from the start"
+            );
         }
         for arn in me.changes.added.clone() {
             if me.track(&arn, Source::Api).is_err() {
@@ -391,6 +420,7 @@ impl Coordinator {
     /// Starts tracking an ARN not known yet (nor forgotten after its retention); Ok(true) when
     /// it was new, Err when `track.max_executions` are tracked already (counted).
     fn track(&mut self, arn: &str, source: Source) -> Result<bool, Refused> {
+        self.owned(arn, source)?;
         if self.changes.forgotten.iter().any(|f| f.arn == arn) {
             return Ok(false);
         }
@@ -418,6 +448,24 @@ impl Coordinator {
             source,
         );
         Ok(true)
+    }
+
+    /// Err when the ARN is another replica's (counted by where it was heard of).
+    fn owned(&self, arn: &str, source: Source) -> Result<(), Refused> {
+        let shard = self.config.shard.shard();
+        if shard.owns(arn) {
+            return Ok(());
+        }
+        self.exporter_metrics
+            .other_shard
+            .get_or_create(&SourceLabel {
+                source: source.as_str(),
+            })
+            .inc();
+        Err(Refused::OtherShard {
+            owner: shard.owner(arn),
+            count: shard.count,
+        })
     }
 
     fn insert(&mut self, mut cursor: Cursor, source: Source) {
@@ -757,7 +805,7 @@ impl Coordinator {
                 for l in found {
                     match self.track(&l.arn, Source::Discovered) {
                         Ok(true) => added += 1,
-                        Ok(false) => {}
+                        Ok(false) | Err(Refused::OtherShard { .. }) => {}
                         Err(_) => refused += 1,
                     }
                 }
@@ -1035,6 +1083,12 @@ impl Coordinator {
                     tracing::info!(parent = %arn, child = %child, "following a chained invoke")
                 }
                 Ok(false) => {}
+                Err(Refused::OtherShard { owner, .. }) => tracing::debug!(
+                    parent = %arn,
+                    child = %child,
+                    owner,
+                    "the chained invoke's child execution is another replica's"
+                ),
                 Err(_) => tracing::warn!(
                     parent = %arn,
                     child = %child,
@@ -1347,7 +1401,7 @@ impl Coordinator {
             }
             match self.track(&arn, Source::Config) {
                 Ok(true) => added += 1,
-                Ok(false) => {}
+                Ok(false) | Err(Refused::OtherShard { .. }) => {}
                 Err(_) => refused += 1,
             }
         }
@@ -1375,6 +1429,7 @@ impl Coordinator {
     /// A run-time registration: tracked only when there is room and once it is on disk (a 201
     /// that a restart forgets would be a lie).
     fn register(&mut self, arn: &str) -> Result<bool, Refused> {
+        self.owned(arn, Source::Api)?;
         let known = self.tracked.contains_key(arn);
         let max = self.config.track.max_executions;
         if !known && self.tracked.len() >= max {

@@ -107,6 +107,15 @@ fn refused(r: Refused) -> Response {
                 "{max} executions are tracked already (track.max_executions); remove some or raise the limit"
             ),
         ),
+        Refused::OtherShard { owner, count } => (
+            StatusCode::MISDIRECTED_REQUEST,
+            Json(serde_json::json!({
+                "error": format!("this execution is tracked by replica {owner} of {count} (shard.*), not by this one; register it there"),
+                "Shard": owner,
+                "ShardCount": count,
+            })),
+        )
+            .into_response(),
         Refused::NotPersisted(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(

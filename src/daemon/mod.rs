@@ -208,7 +208,20 @@ pub async fn run_embedded(
         embedding.credentials,
     )
     .await;
-    let limiter = limiter::RateLimiter::new(config.aws.max_requests_per_second);
+    // aws.max_requests_per_second is the account's figure: each of shard.count replicas
+    // spends its share.
+    let shard = config.shard.shard();
+    exporter_metrics.shard_index.set(i64::from(shard.index));
+    exporter_metrics.shard_count.set(i64::from(shard.count));
+    if shard.count > 1 {
+        tracing::info!(
+            shard = shard.index,
+            shard_count = shard.count,
+            max_requests_per_second = shard.share_of(config.aws.max_requests_per_second),
+            "tracking the executions whose ARN hashes to this replica"
+        );
+    }
+    let limiter = limiter::RateLimiter::new(shard.share_of(config.aws.max_requests_per_second));
     let lambda = lambda::Lambda::new(client, limiter, exporter_metrics.clone(), health.clone());
 
     let metrics_tcp = bind("http.listen", config.http.listen).await?;
