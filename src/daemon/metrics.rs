@@ -132,7 +132,7 @@ impl ExporterMetrics {
             api_rate: register(
                 r,
                 "durable_exporter_api_rate_limit_requests_per_second",
-                "The request rate allowed now (lowered by throttling, up to aws.max_requests_per_second).",
+                "The request rate allowed now (lowered by throttling, up to this replica's share of aws.max_requests_per_second).",
                 FloatGauge::default(),
             ),
             tracked: register(

@@ -4,7 +4,7 @@
 //! accepts the Prometheus config, the rules and their unit tests, and every config passes
 //! `durable-exporter check-config`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -483,4 +483,154 @@ fn docker_compose_validates_and_wires_the_stack_together() {
         "{default}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubernetes/.
+
+/// The environment the StatefulSet gives its container (literal values only).
+fn container_env(container: &Value) -> BTreeMap<String, Value> {
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let v = if e.get("value").is_some() {
+                e["value"].clone()
+            } else {
+                e["valueFrom"].clone()
+            };
+            (e["name"].as_str().unwrap().to_owned(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn kubernetes_manifests_shard_by_pod_name_and_wire_together() {
+    let dir = root().join("deploy/kubernetes");
+    let kustomization = parse_yaml(&dir.join("kustomization.yaml"));
+    let resources: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let mut on_disk: Vec<String> = files_under(&dir, &[".yaml"])
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|f| f != "kustomization.yaml")
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = resources.iter().map(|r| (*r).to_owned()).collect();
+    listed.sort();
+    assert_eq!(listed, on_disk, "kustomization.yaml lists every manifest");
+
+    let sts = parse_yaml(&dir.join("statefulset.yaml"));
+    assert_eq!(sts["kind"], "StatefulSet");
+    let spec = &sts["spec"];
+    let pod = &spec["template"]["spec"];
+    let c = &pod["containers"][0];
+    let env = container_env(c);
+    // The shard count is the number of replicas; the index is the pod's ordinal.
+    let replicas = spec["replicas"].as_u64().unwrap();
+    assert!(replicas >= 2);
+    assert_eq!(
+        env["DURABLE_EXPORTER__SHARD__COUNT"].as_str(),
+        Some(replicas.to_string().as_str()),
+        "replicas and DURABLE_EXPORTER__SHARD__COUNT must agree"
+    );
+    assert_eq!(env["DURABLE_EXPORTER__SHARD__FROM_POD_NAME"], "true");
+    assert_eq!(env["POD_NAME"]["fieldRef"]["fieldPath"], "metadata.name");
+    // Its own volume for checkpoints, mounted where the config keeps them; the config from
+    // the ConfigMap, at the path the arguments name.
+    let claim = &spec["volumeClaimTemplates"][0]["metadata"]["name"];
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    let mount_of = |name: &Value| {
+        mounts
+            .iter()
+            .find(|m| &m["name"] == name)
+            .unwrap_or_else(|| panic!("no mount of {name}"))["mountPath"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let cm = parse_yaml(&dir.join("configmap.yaml"));
+    let config_text = cm["data"]["durable-exporter.yaml"].as_str().unwrap();
+    let config = serde_saphyr::from_str::<Value>(config_text).unwrap();
+    assert_eq!(
+        config["checkpoint"]["dir"].as_str().unwrap(),
+        mount_of(claim)
+    );
+    let config_volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["configMap"]["name"] == cm["metadata"]["name"])
+        .expect("the ConfigMap is a volume");
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let config_path = args[args.iter().position(|a| *a == "--config").unwrap() + 1];
+    assert_eq!(
+        config_path,
+        format!("{}/durable-exporter.yaml", mount_of(&config_volume["name"]))
+    );
+    // Probes and the Service reach the metrics listener.
+    let port = c["ports"][0]["containerPort"].as_u64().unwrap();
+    assert!(
+        config["http"]["listen"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{port}"))
+    );
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let svc = parse_yaml(&dir.join("service.yaml"));
+    assert_eq!(
+        svc["spec"]["clusterIP"], "None",
+        "headless: one target per replica"
+    );
+    assert_eq!(spec["serviceName"], svc["metadata"]["name"]);
+    let labels = &spec["template"]["metadata"]["labels"];
+    for (k, v) in svc["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&labels[k], v, "the Service selects the pods");
+    }
+    let sa = parse_yaml(&dir.join("serviceaccount.yaml"));
+    assert_eq!(pod["serviceAccountName"], sa["metadata"]["name"]);
+    // The image runs as non-root with a read-only root file system.
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+
+    // The config the pods read passes check-config as replica 2 of 3, and a pod name past the
+    // count is refused.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("durable-exporter.yaml");
+    std::fs::write(&file, config_text).unwrap();
+    let check = |pod_name: &str| {
+        Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("POD_NAME", pod_name)
+            .env("DURABLE_EXPORTER__SHARD__FROM_POD_NAME", "true")
+            .env("DURABLE_EXPORTER__SHARD__COUNT", replicas.to_string())
+            .arg("check-config")
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let last = format!("durable-exporter-{}", replicas - 1);
+    let out = check(&last);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = check(&format!("durable-exporter-{replicas}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard.from_pod_name"));
 }

@@ -13,14 +13,9 @@ use std::time::Duration;
 use crate::common::daemon::*;
 use crate::common::exposition::value_of as series;
 use crate::common::http::{Response, exchange, parse_response, request, request_bytes};
-use durable_exporter::history::Event;
 use durable_exporter::sim::scripted::{Faults, ScriptedApi};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::time::Instant;
-
-fn arns(execs: &[(String, Vec<Event>)]) -> Vec<String> {
-    execs.iter().map(|(a, _)| a.clone()).collect()
-}
 
 fn add_body(arn: &str) -> String {
     format!("{{\"DurableExecutionArn\": \"{arn}\"}}")

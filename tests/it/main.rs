@@ -20,5 +20,6 @@ mod prometheus_selftest;
 mod properties;
 mod scripted_api;
 mod sdk_events;
+mod sharding;
 mod simulator;
 mod ui;
