@@ -6,6 +6,7 @@
 //! history; [`otlp`] is the shell's OTLP client that sends spans to a collector.
 
 pub mod arn;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod convert;
@@ -19,6 +20,7 @@ pub mod pipeline;
 pub mod shard;
 pub mod sim;
 pub mod state;
+pub mod status_event;
 pub mod synth;
 pub mod time;
 mod tls;

@@ -186,6 +186,14 @@ struct SimulateArgs {
     /// Where to serve the API (127.0.0.1:0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:9100")]
     listen: std::net::SocketAddr,
+    /// Also publish each execution's status changes to this SQS queue, as an EventBridge rule
+    /// for `Durable Execution Status Change` events would (credentials and region from the
+    /// standard AWS variables).
+    #[arg(long)]
+    status_events_queue: Option<String>,
+    /// The SQS endpoint for --status-events-queue (a local SQS such as moto or ElasticMQ).
+    #[arg(long, requires = "status_events_queue")]
+    sqs_endpoint_url: Option<String>,
     #[command(flatten)]
     sim: SimArgs,
 }
@@ -416,6 +424,20 @@ fn run_simulate(args: &SimulateArgs) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+        let publisher = match &args.status_events_queue {
+            Some(queue) => {
+                let aws = durable_exporter::aws::sdk_config(None, Duration::from_secs(30), None).await;
+                let client = durable_exporter::aws::sqs_client(&aws, args.sqs_endpoint_url.as_deref());
+                Some(tokio::spawn(durable_exporter::sim::publish::status_events(
+                    handle.clone(),
+                    client,
+                    queue.clone(),
+                    Duration::from_millis(200),
+                    stop_tx.subscribe(),
+                )))
+            }
+            None => None,
+        };
         // The signal handlers go in before the first line: a caller may send SIGTERM as soon
         // as it has read it (a first poll registers them).
         let stop = shutdown_signal();
@@ -440,12 +462,18 @@ fn run_simulate(args: &SimulateArgs) -> ExitCode {
             functions
         );
         println!("  stats: {}/sim/stats   pending callbacks: {}/sim/callbacks", handle.endpoint_url(), handle.endpoint_url());
+        if let Some(q) = &args.status_events_queue {
+            println!("  status events -> {q}");
+        }
         if !stopped {
             stop.await;
         }
         let _ = stop_tx.send(true);
         let _ = task.await;
         println!("durable-exporter simulate: API requests served: {}", handle.stats().total());
+        if let Some(p) = publisher {
+            println!("durable-exporter simulate: status events published: {}", p.await.unwrap_or(0));
+        }
         ExitCode::SUCCESS
     })
 }

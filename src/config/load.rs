@@ -94,6 +94,13 @@ impl Config {
             .map_err(|e| loader.deserialize_error(e))?;
         loader.apply_otel(&tree, &mut config)?;
         loader.apply_pod_name(&mut config)?;
+        // With status events, listing only reconciles what events missed: less often, unless
+        // asked.
+        if config.track.status_events.queue_url.is_some()
+            && tree.at("track.discovery_interval").is_none()
+        {
+            config.track.discovery_interval = super::STATUS_EVENTS_DISCOVERY_INTERVAL;
+        }
         config.validate().map_err(|p| loader.problem(p))?;
         Ok(config)
     }

@@ -57,6 +57,9 @@ pub const MIN_REQUESTS_PER_SECOND: f64 = 0.01;
 pub const MAX_REQUESTS_PER_SECOND: f64 = 10_000.0;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
+/// `track.discovery_interval` when `track.status_events` is on and the interval is not given:
+/// listing then only reconciles events that were missed.
+pub const STATUS_EVENTS_DISCOVERY_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// `track.discovery_interval` may not be shorter: listing executions is a paged API call.
 pub const MIN_DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(60 * 60);
@@ -194,6 +197,56 @@ pub struct TrackConfig {
     /// refused (429) and discovery skips (and counts) the rest.
     #[serde(deserialize_with = "de::int::<_, _, 1, 10_000_000>")]
     pub max_executions: usize,
+    /// Lambda's status-change events, from the SQS queue an EventBridge rule fills.
+    pub status_events: StatusEventsConfig,
+}
+
+/// `track.status_events`: executions heard of from `Durable Execution Status Change` events
+/// (EventBridge → SQS), tracked account-wide and read at once when they end.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusEventsConfig {
+    /// The queue's URL; unset: off.
+    #[serde(deserialize_with = "de::opt_url")]
+    pub queue_url: Option<String>,
+    /// Function names to follow (`*` matches any run of characters); empty: every function.
+    #[serde(deserialize_with = "de::tokens")]
+    pub functions: Vec<String>,
+    /// Qualifiers (in the execution ARN) to follow; empty: any.
+    #[serde(deserialize_with = "de::tokens")]
+    pub qualifiers: Vec<String>,
+    /// Another SQS endpoint than AWS's (a local SQS, a VPC endpoint).
+    #[serde(deserialize_with = "de::opt_url")]
+    pub endpoint_url: Option<String>,
+}
+
+impl StatusEventsConfig {
+    /// Whether an execution of `function` under `qualifier` is followed.
+    pub fn wants(&self, function: &str, qualifier: Option<&str>) -> bool {
+        (self.functions.is_empty() || self.functions.iter().any(|p| glob(p, function)))
+            && (self.qualifiers.is_empty()
+                || qualifier.is_some_and(|q| self.qualifiers.iter().any(|w| w == q)))
+    }
+}
+
+/// `pattern` matches all of `text`, `*` standing for any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for p in middle {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// One function whose executions are discovered: a name, or a map with these keys.
@@ -461,6 +514,7 @@ impl Default for TrackConfig {
             discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
             follow_chained_invokes: false,
             max_executions: DEFAULT_MAX_EXECUTIONS,
+            status_events: StatusEventsConfig::default(),
         }
     }
 }

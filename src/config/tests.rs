@@ -1311,3 +1311,29 @@ fn shards_from_the_file_the_environment_or_the_pod_name() {
         "{e}"
     );
 }
+
+#[test]
+fn status_events_filter_functions_by_pattern_and_qualifier() {
+    let c = load_yaml(
+        "track:\n  status_events:\n    queue_url: https://sqs.eu-west-1.amazonaws.com/111122223333/durable\n    functions: [\"orders*\", \"*-billing\", \"a*b*c\"]\n    qualifiers: [live]\n",
+    );
+    let e = &c.track.status_events;
+    assert_eq!(
+        e.queue_url.as_deref(),
+        Some("https://sqs.eu-west-1.amazonaws.com/111122223333/durable")
+    );
+    assert!(e.wants("orders", Some("live")));
+    assert!(e.wants("orders-eu", Some("live")));
+    assert!(e.wants("eu-billing", Some("live")));
+    assert!(e.wants("abc", Some("live")) && e.wants("a-b-c", Some("live")));
+    assert!(!e.wants("acb", Some("live")));
+    assert!(!e.wants("orders", Some("$LATEST")) && !e.wants("orders", None));
+    assert!(!e.wants("payments", Some("live")));
+    let all = StatusEventsConfig::default();
+    assert!(all.wants("anything", None));
+    assert_rejected(
+        "track:\n  status_events:\n    queue_url: sqs://nope\n",
+        "track.status_events.queue_url",
+        "",
+    );
+}

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::history::{Anomaly, AnomalyKind, Event, EventDetails};
 use crate::pipeline::{Found, MetricsTarget, Pipeline, Summary};
 use crate::state::{Details, Execution, FoldOptions};
+use crate::status_event::StatusEvent;
 use crate::time::Timestamp;
 use crate::trace::ids::TraceHeader;
 use crate::trace::{Resource, TraceOptions};
@@ -58,15 +59,18 @@ pub enum Source {
     ChainedInvoke,
     /// Known only from a checkpoint (tracked in an earlier run).
     Checkpoint,
+    /// A status-change event (`track.status_events`).
+    StatusEvent,
 }
 
 impl Source {
-    pub const ALL: [Source; 5] = [
+    pub const ALL: [Source; 6] = [
         Source::Config,
         Source::Api,
         Source::Discovered,
         Source::ChainedInvoke,
         Source::Checkpoint,
+        Source::StatusEvent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +80,7 @@ impl Source {
             Source::Discovered => "discovered",
             Source::ChainedInvoke => "chained_invoke",
             Source::Checkpoint => "checkpoint",
+            Source::StatusEvent => "status_event",
         }
     }
 }
@@ -176,6 +181,38 @@ pub enum Command {
     RefreshGauges { reply: oneshot::Sender<()> },
     /// A reloaded configuration (SIGHUP): `track.*` and `poll.*` apply from now on.
     Reconfigure { config: Arc<Config> },
+    /// Status-change events from the queue (`track.status_events`): what became of each, and a
+    /// receiver answered once the tracking of every new one is on disk (None: nothing to wait
+    /// for).
+    StatusEvents {
+        events: Vec<StatusEvent>,
+        reply: oneshot::Sender<(Vec<EventOutcome>, Option<oneshot::Receiver<()>>)>,
+    },
+}
+
+/// What a status event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// A new execution, tracked now (and on disk once the batch's receiver is answered).
+    Tracked,
+    /// A tracked one ended: read at once instead of at its next planned read.
+    ReadNow,
+    /// Nothing to do: tracked and running already, finished, forgotten after its retention,
+    /// filtered out by `track.status_events`, or another replica's.
+    Ignored,
+    /// Not tracked for want of room (`track.max_executions`): the message stays in the queue.
+    Refused,
+}
+
+impl EventOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Tracked => "tracked",
+            EventOutcome::ReadNow => "read_now",
+            EventOutcome::Ignored => "ignored",
+            EventOutcome::Refused => "refused",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -448,6 +485,46 @@ impl Coordinator {
             source,
         );
         Ok(true)
+    }
+
+    /// One status-change event: a new execution is tracked (its cursor written), an ended one
+    /// is read at once. Duplicates and any order are harmless: tracking is idempotent and a
+    /// read finds what is there.
+    fn on_status_event(&mut self, e: &StatusEvent) -> EventOutcome {
+        let arn = e.arn.as_str();
+        let wanted = FunctionParts::from_execution_arn(arn).is_some_and(|f| {
+            self.config
+                .track
+                .status_events
+                .wants(&f.name, f.qualifier.as_deref())
+        });
+        if !wanted {
+            return EventOutcome::Ignored;
+        }
+        if let Some(t) = self.tracked.get(arn) {
+            if t.phase == Phase::Finished || !e.status.is_terminal() {
+                return EventOutcome::Ignored;
+            }
+            let key = t.arn.clone();
+            let now = self.mono(Instant::now());
+            return if self.schedule.news(&key, now) {
+                tracing::debug!(execution = %arn, status = e.status.as_str(), "status event: read at once");
+                EventOutcome::ReadNow
+            } else {
+                EventOutcome::Ignored
+            };
+        }
+        match self.track(arn, Source::StatusEvent) {
+            Ok(true) => {
+                if let (Some(w), Some(t)) = (&self.writer, self.tracked.get(arn)) {
+                    w.save(t.cursor.clone());
+                }
+                tracing::info!(execution = %arn, status = e.status.as_str(), "tracking an execution a status event announced");
+                EventOutcome::Tracked
+            }
+            Ok(false) | Err(Refused::OtherShard { .. }) => EventOutcome::Ignored,
+            Err(_) => EventOutcome::Refused,
+        }
     }
 
     /// Err when the ARN is another replica's (counted by where it was heard of).
@@ -1495,6 +1572,19 @@ impl Coordinator {
                 let _ = reply.send(v);
             }
             Command::Reconfigure { config } => self.reconfigure(config),
+            Command::StatusEvents { events, reply } => {
+                let outcomes: Vec<EventOutcome> =
+                    events.iter().map(|e| self.on_status_event(e)).collect();
+                let persisted = match (&self.writer, outcomes.contains(&EventOutcome::Tracked)) {
+                    (Some(w), true) => {
+                        let (tx, rx) = oneshot::channel();
+                        w.barrier(tx);
+                        Some(rx)
+                    }
+                    _ => None,
+                };
+                let _ = reply.send((outcomes, persisted));
+            }
             Command::RefreshGauges { reply } => {
                 self.refresh_gauges();
                 let _ = reply.send(());

@@ -12,7 +12,6 @@ use aws_sdk_lambda::operation::get_durable_execution::GetDurableExecutionError;
 use aws_sdk_lambda::operation::get_durable_execution_history::GetDurableExecutionHistoryError;
 use aws_sdk_lambda::operation::list_durable_executions_by_function::ListDurableExecutionsByFunctionError;
 use aws_sdk_lambda::primitives::DateTime;
-use aws_smithy_http_client::tls;
 
 use super::Health;
 use super::limiter::{Class, RateLimiter};
@@ -158,37 +157,23 @@ pub async fn sdk_client(
     timeout: Duration,
     credentials: Option<aws_sdk_lambda::config::Credentials>,
 ) -> aws_sdk_lambda::Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .operation_attempt_timeout(timeout)
-                .connect_timeout(Duration::from_secs(5))
-                .build(),
-        );
-    if let Some(r) = region {
-        loader = loader.region(aws_config::Region::new(r.to_owned()));
-    }
-    if let Some(e) = endpoint_url {
-        loader = loader.endpoint_url(e);
-    }
-    if let Some(c) = credentials {
-        loader = loader.credentials_provider(c);
-    }
-    let shared = loader.load().await;
+    lambda_client(
+        &crate::aws::sdk_config(region, timeout, credentials).await,
+        endpoint_url,
+    )
+}
+
+/// The Lambda client (its own retries off: the limiter and the scheduler retry).
+pub fn lambda_client(
+    shared: &aws_config::SdkConfig,
+    endpoint_url: Option<&str>,
+) -> aws_sdk_lambda::Client {
     let mut conf =
-        aws_sdk_lambda::config::Builder::from(&shared).retry_config(RetryConfig::disabled());
-    if shared.region().is_none() {
-        tracing::warn!("no AWS region from aws.region or the environment: using us-east-1");
-        conf = conf.region(aws_config::Region::new("us-east-1"));
+        aws_sdk_lambda::config::Builder::from(shared).retry_config(RetryConfig::disabled());
+    if let Some(e) = endpoint_url {
+        conf = conf.endpoint_url(e);
     }
-    let conf = conf.build();
-    aws_sdk_lambda::Client::from_conf(conf)
+    aws_sdk_lambda::Client::from_conf(conf.build())
 }
 
 /// Typed Retry-After of each operation's TooManyRequestsException.

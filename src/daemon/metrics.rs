@@ -87,6 +87,8 @@ pub struct ExporterMetrics {
     pub checkpoints_writable: Gauge,
     pub tracking_rejected: Family<SourceLabel, Counter>,
     pub other_shard: Family<SourceLabel, Counter>,
+    pub status_events: Family<ResultLabel, Counter>,
+    pub sqs_errors: Family<OperationLabel, Counter>,
     pub shard_index: Gauge,
     pub shard_count: Gauge,
     pub reload_successful: Gauge,
@@ -247,6 +249,18 @@ impl ExporterMetrics {
                 r,
                 "durable_exporter_other_shard_executions_total",
                 "Executions heard of that hash to another replica (shard.*) and are left to it, by where they came from (api, discovered, chained_invoke, config).",
+                Family::default(),
+            ),
+            status_events: register(
+                r,
+                "durable_exporter_status_events_total",
+                "Status-change events received from track.status_events, by result (tracked: a new execution; read_now: an ended one read at once; ignored: nothing to do; refused: no room, left in the queue; poison: not an event, dropped).",
+                Family::default(),
+            ),
+            sqs_errors: register(
+                r,
+                "durable_exporter_sqs_errors_total",
+                "SQS requests for status events that failed, by operation (ReceiveMessage, DeleteMessageBatch).",
                 Family::default(),
             ),
             shard_index: register(

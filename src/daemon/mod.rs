@@ -18,6 +18,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod reload;
 pub mod schedule;
+pub mod status_events;
 pub mod ui;
 
 use std::future::Future;
@@ -201,13 +202,13 @@ pub async fn run_embedded(
     let mut metrics = crate::metrics::Metrics::new(config.metrics.name_label());
     let exporter_metrics = metrics::ExporterMetrics::register(metrics.registry_mut());
     let metrics = Arc::new(metrics);
-    let client = lambda::sdk_client(
+    let aws = crate::aws::sdk_config(
         config.aws.region.as_deref(),
-        config.aws.endpoint_url.as_deref(),
         Duration::from_secs(30),
         embedding.credentials,
     )
     .await;
+    let client = lambda::lambda_client(&aws, config.aws.endpoint_url.as_deref());
     // aws.max_requests_per_second is the account's figure: each of shard.count replicas
     // spends its share.
     let shard = config.shard.shard();
@@ -255,6 +256,7 @@ pub async fn run_embedded(
         .reload_success_time
         .set(crate::clock::now_seconds());
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let cmd_tx_for_events = cmd_tx.clone();
     let state = Arc::new(http::AppState {
         commands: cmd_tx.clone(),
         health: health.clone(),
@@ -324,6 +326,17 @@ pub async fn run_embedded(
         checkpoint_dir = %config.checkpoint.dir.display(),
         "durable-exporter running"
     );
+    let status_events = &config.track.status_events;
+    let intake = match &status_events.queue_url {
+        Some(queue) => Some(tokio::spawn(status_events::run(
+            crate::aws::sqs_client(&aws, status_events.endpoint_url.as_deref()),
+            queue.clone(),
+            cmd_tx_for_events,
+            bound.metrics.clone(),
+            stop_rx.clone(),
+        ))),
+        None => None,
+    };
     let coordinator =
         tokio::spawn(coordinator.run(cmd_rx, ack_rx, stop_rx, exporter, SHUTDOWN_GRACE));
     #[cfg(unix)]
@@ -350,6 +363,9 @@ pub async fn run_embedded(
         shutdown.await;
     }
     let _ = stop_tx.send(true);
+    if let Some(intake) = intake {
+        let _ = intake.await;
+    }
     let _ = coordinator.await;
     for s in servers {
         let _ = s.await;

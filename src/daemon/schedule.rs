@@ -109,6 +109,8 @@ pub enum Reason {
     Backoff,
     /// Fresh mode: there was room in the budget.
     Spare,
+    /// Word from outside that it changed (a status event).
+    News,
 }
 
 impl Reason {
@@ -121,6 +123,7 @@ impl Reason {
             Reason::Retry => "retry",
             Reason::Backoff => "backoff",
             Reason::Spare => "spare",
+            Reason::News => "news",
         }
     }
 }
@@ -327,6 +330,19 @@ impl<K: Clone + Eq + Hash + Ord> Scheduler<K> {
         }
     }
 
+    /// Word from outside that `key` changed: read it at once, before anything merely due,
+    /// unless a read is in flight (its answer is at most as old as the news) or it is done.
+    /// False when nothing was planned.
+    pub fn news(&mut self, key: &K, now: Ms) -> bool {
+        match self.entries.get(key) {
+            Some(e) if !e.in_flight && e.waiting != Waiting::Done => {
+                self.plan_at(key, now, Reason::News);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Reads `key` again at `at` whatever was planned (a held-back event, a truncated read).
     pub fn again_at(&mut self, key: &K, at: Ms, reason: Reason) {
         if let Some(e) = self.entries.get_mut(key) {
@@ -483,6 +499,35 @@ mod tests {
             }
         }
         reads
+    }
+
+    #[test]
+    fn news_is_read_at_once_unless_a_read_is_in_flight() {
+        for mode in [Mode::Fresh, Mode::Economy] {
+            let mut s = Scheduler::new(policy(mode));
+            s.add(1, 0, Waiting::New);
+            assert_eq!(s.next(0), Some((1, Reason::New)));
+            // Suspended on a callback: economy would wait, fresh only when there is room.
+            s.read(
+                &1,
+                0,
+                false,
+                Waiting::Unknown {
+                    since: 0,
+                    until: None,
+                },
+            );
+            s.add(2, 0, Waiting::New);
+            assert!(s.news(&1, 5 * S));
+            assert_eq!(s.next(5 * S), Some((2, Reason::New)));
+            assert_eq!(s.next(5 * S), Some((1, Reason::News)));
+            // In flight: the read under way answers the news.
+            assert!(!s.news(&1, 6 * S));
+            s.read(&1, 6 * S, true, Waiting::Done);
+            // Done: nothing more to read.
+            assert!(!s.news(&1, 7 * S));
+            assert!(!s.news(&3, 7 * S), "not tracked");
+        }
     }
 
     #[test]

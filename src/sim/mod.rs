@@ -19,6 +19,7 @@
 //!   [`SimSpec::marker_ttl`].
 
 pub mod markers;
+pub mod publish;
 pub mod scripted;
 pub mod server;
 pub mod wire;
@@ -351,6 +352,56 @@ impl Simulation {
         let mut events = self.events(x);
         events.truncate(x.visible(now_ms));
         Some(events)
+    }
+
+    /// The status-change events Lambda would have published (EventBridge envelopes) for every
+    /// execution whose status at `now_ms` is not the one in `seen` (by creation order; grown
+    /// and updated): RUNNING when it starts, then its terminal status when it ends.
+    pub fn status_events(&self, seen: &mut Vec<Option<&'static str>>, now_ms: i64) -> Vec<Value> {
+        use crate::status_event::{Status, envelope};
+        seen.resize(self.executions.len(), None);
+        let iso = |ms: i64| crate::time::Timestamp::from_millis(ms).to_iso8601();
+        let mut out = Vec::new();
+        for (i, x) in self.executions.iter().enumerate() {
+            if x.start_ms > now_ms {
+                continue;
+            }
+            let now = x.status(now_ms);
+            if seen[i] == Some(now) {
+                continue;
+            }
+            let f = &self.functions[x.function as usize];
+            let function_arn = format!("{}:{}", f.arn, f.qualifier);
+            let start = iso(x.start_ms);
+            let mut publish = |status: Status, end: Option<i64>| {
+                out.push(envelope(
+                    &x.arn,
+                    &x.name,
+                    &function_arn,
+                    status,
+                    &start,
+                    end.map(iso).as_deref(),
+                    &format!("{}-{}", x.id, status.as_str()),
+                ));
+            };
+            if seen[i].is_none() {
+                publish(Status::Running, None);
+            }
+            if now != "RUNNING"
+                && let Some(status) = [
+                    Status::Succeeded,
+                    Status::Failed,
+                    Status::TimedOut,
+                    Status::Stopped,
+                ]
+                .into_iter()
+                .find(|s| s.as_str() == now)
+            {
+                publish(status, x.end_ms(now_ms));
+            }
+            seen[i] = Some(now);
+        }
+        out
     }
 
     /// Starts the executions whose arrival time has come.

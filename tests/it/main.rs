@@ -22,4 +22,5 @@ mod scripted_api;
 mod sdk_events;
 mod sharding;
 mod simulator;
+mod status_events;
 mod ui;

@@ -67,6 +67,11 @@ impl Setup {
 /// A fresh directory and a config tracking `arns`, exporting to `otlp`; `extra` is appended
 /// (see `merge_sections`).
 pub fn setup(fake: &ScriptedApi, otlp: SocketAddr, arns: &[String], extra: &str) -> Setup {
+    setup_at(&fake.endpoint_url(), otlp, arns, extra)
+}
+
+/// As [`setup`], against the durable API at `endpoint_url` (the simulator's).
+pub fn setup_at(endpoint_url: &str, otlp: SocketAddr, arns: &[String], extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -77,12 +82,23 @@ pub fn setup(fake: &ScriptedApi, otlp: SocketAddr, arns: &[String], extra: &str)
         http,
         api,
     };
-    write_config(&s, fake, otlp, arns, extra);
+    write_config_at(&s, endpoint_url, otlp, arns, extra);
     s
 }
 
 /// (Re)writes the config file of `s` (same directory, checkpoints and HTTP address).
 pub fn write_config(s: &Setup, fake: &ScriptedApi, otlp: SocketAddr, arns: &[String], extra: &str) {
+    write_config_at(s, &fake.endpoint_url(), otlp, arns, extra);
+}
+
+/// As [`write_config`], against the durable API at `endpoint_url`.
+pub fn write_config_at(
+    s: &Setup,
+    endpoint_url: &str,
+    otlp: SocketAddr,
+    arns: &[String],
+    extra: &str,
+) {
     let list: Vec<String> = arns.iter().map(|a| format!("    - \"{a}\"")).collect();
     let yaml = format!(
         "aws:\n  region: us-east-1\n  endpoint_url: \"{}\"\n  max_requests_per_second: 200\n  max_concurrency: 4\n\
@@ -92,7 +108,7 @@ pub fn write_config(s: &Setup, fake: &ScriptedApi, otlp: SocketAddr, arns: &[Str
          checkpoint:\n  dir: \"{}\"\n\
          http:\n  listen: \"{}\"\n\
          api:\n  listen: \"{}\"\n{extra}",
-        fake.endpoint_url(),
+        endpoint_url,
         list.join("\n"),
         s.checkpoints().display(),
         s.http,

@@ -3,6 +3,7 @@
 pub mod daemon;
 pub mod exposition;
 pub mod http;
+pub mod moto;
 pub mod otlp;
 pub mod prometheus;
 
