@@ -188,20 +188,24 @@ fn config_md_names_exactly_the_otel_variables_read() {
     );
 }
 
-/// `section.key` → the value written in the shipped config (uncommented keys only).
+/// `section.key` (`section.sub.key` for nested sections) → the value written in the shipped
+/// config (uncommented keys only).
 fn shipped_defaults() -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let mut section = None;
+    // The open sections, by indentation (two spaces a level).
+    let mut path: Vec<String> = Vec::new();
     for line in read("config/durable-exporter.yaml").lines() {
         if line.trim_start().starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        if let Some(name) = line.strip_suffix(':').filter(|l| !l.starts_with(' ')) {
-            section = Some(name.to_owned());
-        } else if let Some(entry) = line.strip_prefix("  ").filter(|l| !l.starts_with(' ')) {
-            let (key, value) = entry.split_once(':').expect(line);
-            let section = section.as_deref().expect(line);
-            out.insert(format!("{section}.{key}"), value.trim().to_owned());
+        let depth = (line.len() - line.trim_start().len()) / 2;
+        path.truncate(depth);
+        let (key, value) = line.trim().split_once(':').expect(line);
+        if value.trim().is_empty() {
+            path.push(key.to_owned());
+        } else {
+            assert!(!path.is_empty(), "a key outside any section: {line}");
+            out.insert(format!("{}.{key}", path.join(".")), value.trim().to_owned());
         }
     }
     out

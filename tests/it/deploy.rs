@@ -634,3 +634,173 @@ fn kubernetes_manifests_shard_by_pod_name_and_wire_together() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("shard.from_pod_name"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// cloudformation/ and terraform/: the EventBridge rule, the queue, its policy, the role's access.
+
+/// A tool of the aws-local venv (`bash tests/aws-local/setup.sh`); None after [`missing`].
+fn aws_local_tool(name: &str) -> Option<PathBuf> {
+    let venv = std::env::var_os("DURABLE_AWS_LOCAL_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/aws-local-venv"));
+    let bin = venv.join("bin").join(name);
+    if bin.is_file() {
+        Some(bin)
+    } else {
+        crate::common::missing(name, "bash tests/aws-local/setup.sh");
+        None
+    }
+}
+
+/// The actions the exporter needs on its queue (docs/CONFIG.md, track.status_events).
+const QUEUE_ACTIONS: [&str; 3] = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
+
+#[test]
+fn cloudformation_wires_the_rule_the_queue_and_the_role_and_passes_cfn_lint() {
+    let path = root().join("deploy/cloudformation/status-events.yaml");
+    let t = parse_yaml(&path);
+    let r = &t["Resources"];
+    let get_att = |v: &Value| v["Fn::GetAtt"][0].as_str().map(str::to_owned);
+    // The rule matches exactly Lambda's status-change events and targets the queue.
+    let rule = &r["StatusChangeRule"];
+    assert_eq!(rule["Type"], "AWS::Events::Rule");
+    let pattern = &rule["Properties"]["EventPattern"];
+    assert_eq!(pattern["source"], serde_json::json!(["aws.lambda"]));
+    assert_eq!(
+        pattern["detail-type"],
+        serde_json::json!([durable_exporter::status_event::DETAIL_TYPE])
+    );
+    let target = &rule["Properties"]["Targets"][0]["Arn"];
+    assert_eq!(get_att(target).as_deref(), Some("StatusEventsQueue"));
+    assert_eq!(r["StatusEventsQueue"]["Type"], "AWS::SQS::Queue");
+    // Only EventBridge, for this rule, may send to the queue.
+    let policy = &r["StatusEventsQueuePolicy"]["Properties"];
+    assert_eq!(policy["Queues"][0]["Ref"], "StatusEventsQueue");
+    let st = &policy["PolicyDocument"]["Statement"][0];
+    assert_eq!(st["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(st["Action"], "sqs:SendMessage");
+    assert_eq!(
+        get_att(&st["Resource"]).as_deref(),
+        Some("StatusEventsQueue")
+    );
+    assert_eq!(
+        get_att(&st["Condition"]["ArnEquals"]["aws:SourceArn"]).as_deref(),
+        Some("StatusChangeRule")
+    );
+    // The exporter's role may receive and delete on that queue.
+    let access = &r["ExporterQueueAccess"]["Properties"]["PolicyDocument"]["Statement"][0];
+    let actions: Vec<&str> = access["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for a in QUEUE_ACTIONS {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    assert_eq!(
+        get_att(&access["Resource"]).as_deref(),
+        Some("StatusEventsQueue")
+    );
+    // A dead-letter queue takes what is refused too often.
+    let redrive = &r["StatusEventsQueue"]["Properties"]["RedrivePolicy"];
+    assert_eq!(
+        get_att(&redrive["deadLetterTargetArn"]).as_deref(),
+        Some("DeadLetterQueue")
+    );
+    assert_eq!(
+        t["Outputs"]["QueueUrl"]["Value"]["Ref"],
+        "StatusEventsQueue"
+    );
+
+    let Some(cfn_lint) = aws_local_tool("cfn-lint") else {
+        return;
+    };
+    let out = Command::new(cfn_lint).arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "cfn-lint: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn terraform_matches_the_cloudformation_and_parses() {
+    let path = root().join("deploy/terraform/main.tf");
+    // Runs of spaces as one (`terraform fmt` aligns the `=`).
+    let tf = read(&path)
+        .lines()
+        .map(|l| {
+            l.split(' ')
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    // `resource "TYPE" "NAME" {` ... up to the next top-level `}`.
+    let block = |kind: &str, name: &str| -> String {
+        let head = format!("resource \"{kind}\" \"{name}\" {{");
+        let start = tf.find(&head).unwrap_or_else(|| panic!("no {kind}.{name}"));
+        let end = tf[start..].find("\n}").unwrap() + start;
+        tf[start..end].to_owned()
+    };
+    let rule = block("aws_cloudwatch_event_rule", "status_change");
+    assert!(rule.contains("source = [\"aws.lambda\"]"), "{rule}");
+    assert!(
+        rule.contains(&format!(
+            "\"detail-type\" = [\"{}\"]",
+            durable_exporter::status_event::DETAIL_TYPE
+        )),
+        "{rule}"
+    );
+    let target = block("aws_cloudwatch_event_target", "queue");
+    assert!(target.contains("rule = aws_cloudwatch_event_rule.status_change.name"));
+    assert!(target.contains("arn = aws_sqs_queue.status_events.arn"));
+    let policy = block("aws_sqs_queue_policy", "status_events");
+    assert!(policy.contains("queue_url = aws_sqs_queue.status_events.id"));
+    assert!(policy.contains("Principal = { Service = \"events.amazonaws.com\" }"));
+    assert!(policy.contains("Action = \"sqs:SendMessage\""));
+    assert!(policy.contains("\"aws:SourceArn\" = aws_cloudwatch_event_rule.status_change.arn"));
+    let access = block("aws_iam_role_policy", "exporter_queue_access");
+    for a in QUEUE_ACTIONS {
+        assert!(access.contains(&format!("\"{a}\"")), "{a}");
+    }
+    assert!(access.contains("Resource = aws_sqs_queue.status_events.arn"));
+    let queue = block("aws_sqs_queue", "status_events");
+    assert!(queue.contains("deadLetterTargetArn = aws_sqs_queue.dead_letter.arn"));
+    // The same queue settings as the CloudFormation template.
+    let cfn = parse_yaml(&root().join("deploy/cloudformation/status-events.yaml"));
+    let q = &cfn["Resources"]["StatusEventsQueue"]["Properties"];
+    for (tf_key, cfn_key) in [
+        ("visibility_timeout_seconds", "VisibilityTimeout"),
+        ("receive_wait_time_seconds", "ReceiveMessageWaitTimeSeconds"),
+    ] {
+        assert!(
+            queue.contains(&format!("{tf_key} = {}", q[cfn_key])),
+            "{tf_key} differs from {cfn_key} ({})",
+            q[cfn_key]
+        );
+    }
+    assert!(tf.contains("output \"queue_url\""));
+
+    // It is HCL (terraform itself needs its providers from the network to validate).
+    let Some(python) = aws_local_tool("python") else {
+        return;
+    };
+    let out = Command::new(python)
+        .args(["-c", "import hcl2, sys; hcl2.load(open(sys.argv[1]))"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python-hcl2: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
