@@ -150,14 +150,25 @@ pub struct Lambda {
     health: Arc<Health>,
 }
 
-/// The SDK configuration: the standard AWS chain for region and credentials, an explicit
-/// rustls (ring) HTTP client, an optional endpoint (emulators), and no SDK retries.
+/// The Lambda client: [`sdk_config`], then [`client_from`].
 pub async fn sdk_client(
     region: Option<&str>,
     endpoint_url: Option<&str>,
     timeout: Duration,
     credentials: Option<aws_sdk_lambda::config::Credentials>,
 ) -> aws_sdk_lambda::Client {
+    client_from(&sdk_config(region, endpoint_url, timeout, credentials).await)
+}
+
+/// The SDK configuration: the standard AWS chain for region and credentials, an explicit
+/// rustls (ring) HTTP client, an optional endpoint (emulators). Its credentials provider
+/// also signs OTLP requests (`otlp.aws_sigv4`).
+pub async fn sdk_config(
+    region: Option<&str>,
+    endpoint_url: Option<&str>,
+    timeout: Duration,
+    credentials: Option<aws_sdk_lambda::config::Credentials>,
+) -> aws_config::SdkConfig {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
@@ -180,9 +191,14 @@ pub async fn sdk_client(
     if let Some(c) = credentials {
         loader = loader.credentials_provider(c);
     }
-    let shared = loader.load().await;
+    loader.load().await
+}
+
+/// The Lambda client of a [`sdk_config`], with no SDK retries (the limiter and the schedule
+/// retry).
+pub fn client_from(shared: &aws_config::SdkConfig) -> aws_sdk_lambda::Client {
     let mut conf =
-        aws_sdk_lambda::config::Builder::from(&shared).retry_config(RetryConfig::disabled());
+        aws_sdk_lambda::config::Builder::from(shared).retry_config(RetryConfig::disabled());
     if shared.region().is_none() {
         tracing::warn!("no AWS region from aws.region or the environment: using us-east-1");
         conf = conf.region(aws_config::Region::new("us-east-1"));

@@ -140,6 +140,28 @@ impl Health {
     }
 }
 
+/// The OTLP client, signing with the credentials the Lambda client uses (the SDK's chain,
+/// or the embedding's).
+fn sign_with(
+    client: OtlpClient,
+    target: crate::sigv4::SigV4Target,
+    sdk: &aws_config::SdkConfig,
+) -> Result<OtlpClient, DaemonError> {
+    let Some(provider) = sdk.credentials_provider() else {
+        return Err(DaemonError::Otlp(ExportError::Build {
+            endpoint: client.endpoint().to_owned(),
+            reason: "otlp.aws_sigv4 is set but the AWS SDK has no credentials provider".into(),
+        }));
+    };
+    tracing::info!(
+        endpoint = client.endpoint(),
+        service = %target.service,
+        region = %target.region,
+        "export requests are signed with AWS SigV4 (credentials from the AWS SDK's default chain)"
+    );
+    Ok(client.with_sigv4(crate::sigv4::Signer::new(target, provider))?)
+}
+
 /// What a program embedding the daemon (the demo) changes about [`run`].
 #[derive(Default)]
 pub struct Embedding {
@@ -201,13 +223,18 @@ pub async fn run_embedded(
     let mut metrics = crate::metrics::Metrics::new(config.metrics.name_label());
     let exporter_metrics = metrics::ExporterMetrics::register(metrics.registry_mut());
     let metrics = Arc::new(metrics);
-    let client = lambda::sdk_client(
+    let sdk = lambda::sdk_config(
         config.aws.region.as_deref(),
         config.aws.endpoint_url.as_deref(),
         Duration::from_secs(30),
         embedding.credentials,
     )
     .await;
+    let otlp = match (otlp, config.otlp.sigv4()) {
+        (Some(client), Some(target)) => Some(sign_with(client, target, &sdk)?),
+        (client, _) => client,
+    };
+    let client = lambda::client_from(&sdk);
     let limiter = limiter::RateLimiter::new(config.aws.max_requests_per_second);
     let lambda = lambda::Lambda::new(client, limiter, exporter_metrics.clone(), health.clone());
 
