@@ -170,7 +170,17 @@ impl Daemon {
     /// Starts the daemon and waits until its HTTP API answers; panics with its log if it exits
     /// or does not answer within 15 s.
     pub async fn start_with(s: &Setup, run: usize, format: LogFormat) -> Daemon {
-        let mut d = Daemon::spawn(s, run, format);
+        Daemon::start_with_env(s, run, format, &[]).await
+    }
+
+    /// [`Daemon::start_with`], with `vars` added to (or replacing in) its environment.
+    pub async fn start_with_env(
+        s: &Setup,
+        run: usize,
+        format: LogFormat,
+        vars: &[(&str, &str)],
+    ) -> Daemon {
+        let mut d = Daemon::spawn_with_env(s, run, format, vars);
         let deadline = Instant::now() + Duration::from_secs(15);
         while http(s.http, "GET", "/healthz", None).await.is_none() {
             if let Some(status) = d.child.try_wait().unwrap() {
@@ -189,6 +199,16 @@ impl Daemon {
     /// Spawns the daemon, its stderr in `<dir>/daemon-<run>.log`. The environment is cleared:
     /// no RUST_LOG, so the daemon logs at its default level.
     pub fn spawn(s: &Setup, run: usize, format: LogFormat) -> Daemon {
+        Daemon::spawn_with_env(s, run, format, &[])
+    }
+
+    /// [`Daemon::spawn`], with `vars` added to (or replacing in) its environment.
+    pub fn spawn_with_env(
+        s: &Setup,
+        run: usize,
+        format: LogFormat,
+        vars: &[(&str, &str)],
+    ) -> Daemon {
         let log = s.dir.path().join(format!("daemon-{run}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(BIN);
@@ -203,6 +223,7 @@ impl Daemon {
             .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
             .env("AWS_SECRET_ACCESS_KEY", "secret")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
