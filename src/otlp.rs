@@ -532,8 +532,8 @@ pub struct OtlpClient {
     timeout: Duration,
     compression: Compression,
     transport: Transport,
-    /// Signs every HTTP request (AWS SigV4).
-    signer: Option<Signer>,
+    /// Signs every HTTP request (AWS SigV4). Boxed: most clients do not sign.
+    signer: Option<Box<Signer>>,
 }
 
 impl std::fmt::Debug for OtlpClient {
@@ -542,7 +542,7 @@ impl std::fmt::Debug for OtlpClient {
             .field("endpoint", &self.endpoint)
             .field("timeout", &self.timeout)
             .field("compression", &self.compression)
-            .field("sigv4", &self.signer.as_ref().map(Signer::target))
+            .field("sigv4", &self.signer.as_ref().map(|s| s.target()))
             .finish_non_exhaustive()
     }
 }
@@ -666,7 +666,7 @@ impl OtlpClient {
                 reason: "AWS SigV4 signs OTLP/HTTP requests; use the http/protobuf protocol".into(),
             });
         }
-        self.signer = Some(signer);
+        self.signer = Some(Box::new(signer));
         Ok(self)
     }
 
@@ -704,7 +704,7 @@ impl OtlpClient {
         let send = async {
             match &self.transport {
                 Transport::Http(t) => {
-                    let signing = self.signer.as_ref().zip(credentials.as_ref());
+                    let signing = self.signer.as_deref().zip(credentials.as_ref());
                     self.send_http(t, body, spans.len(), signing).await
                 }
                 Transport::Grpc { channel, metadata } => {
