@@ -3,7 +3,8 @@
 //!
 //! The core is pure and synchronous: [`history`] (events as our types) → [`state`] (the fold
 //! into operations, with transitions) → [`trace`] (spans). [`convert`] drives it for a saved
-//! history; [`otlp`] is the shell's OTLP client that sends spans to a collector.
+//! history; [`otlp`] is the shell's OTLP client that sends spans to a collector ([`sigv4`] signs
+//! its requests for AWS X-Ray's OTLP endpoint).
 
 pub mod arn;
 pub mod aws;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod pipeline;
 pub mod shard;
+pub mod sigv4;
 pub mod sim;
 pub mod state;
 pub mod status_event;

@@ -316,7 +316,8 @@ struct ConvertArgs {
     include_payloads: bool,
     #[arg(long, default_value_t = DEFAULT_MAX_ATTRIBUTE_LENGTH)]
     max_attribute_length: usize,
-    /// Send the spans to this OTLP endpoint instead of printing them.
+    /// Send the spans to this OTLP endpoint instead of printing them [default with
+    /// --aws-sigv4-region: X-Ray's, https://xray.REGION.amazonaws.com/v1/traces].
     #[arg(long)]
     otlp_endpoint: Option<String>,
     #[arg(long, value_enum, default_value_t = ProtocolArg::Grpc)]
@@ -329,6 +330,14 @@ struct ConvertArgs {
     /// ..._CLIENT_CERTIFICATE and ..._CLIENT_KEY.
     #[arg(long, value_enum)]
     otlp_compression: Option<CompressionArg>,
+    /// Sign the export with AWS SigV4 for this region (X-Ray's OTLP endpoint; needs
+    /// --otlp-protocol http). Credentials come from the AWS SDK's default chain
+    /// (AWS_ACCESS_KEY_ID..., AWS_PROFILE, the instance or task role).
+    #[arg(long, value_parser = aws_name)]
+    aws_sigv4_region: Option<String>,
+    /// The SigV4 signing name, with --aws-sigv4-region.
+    #[arg(long, value_parser = aws_name, default_value = "xray", requires = "aws_sigv4_region")]
+    aws_sigv4_service: String,
     /// The history: a file of one or more GetDurableExecutionHistory responses, or - for stdin.
     #[arg(default_value = "-")]
     input: String,
@@ -682,6 +691,12 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runti
 }
 
 /// Prints a one-line error and returns exit code 2.
+/// An AWS region or signing name, for clap.
+fn aws_name(s: &str) -> Result<String, String> {
+    durable_exporter::sigv4::check_name(s)?;
+    Ok(s.to_owned())
+}
+
 fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("durable-exporter: {msg}");
     ExitCode::from(2)
@@ -742,7 +757,19 @@ fn run_convert(args: ConvertArgs) -> ExitCode {
         );
     }
 
-    if let Some(endpoint) = args.otlp_endpoint {
+    let sigv4 = args
+        .aws_sigv4_region
+        .as_ref()
+        .map(|region| durable_exporter::sigv4::SigV4Target {
+            service: args.aws_sigv4_service.clone(),
+            region: region.clone(),
+        });
+    let endpoint = args.otlp_endpoint.clone().or_else(|| {
+        sigv4
+            .as_ref()
+            .map(|s| durable_exporter::config::xray_traces_url(&s.region))
+    });
+    if let Some(endpoint) = endpoint {
         let env = |name: &str| std::env::var(name).ok();
         let compression = match args.otlp_compression {
             Some(CompressionArg::None) => Compression::None,
@@ -763,7 +790,12 @@ fn run_convert(args: ConvertArgs) -> ExitCode {
             compression,
             tls: OtlpTls::from_env(env),
         };
-        return send(&target, &conversion);
+        if sigv4.is_some() && target.protocol != Protocol::HttpProtobuf {
+            return bad_input(
+                "--aws-sigv4-region signs OTLP/HTTP requests: add --otlp-protocol http (X-Ray takes OTLP/HTTP protobuf)",
+            );
+        }
+        return send(&target, sigv4, &conversion);
     }
 
     let out = match args.format {
@@ -797,15 +829,32 @@ fn run_convert(args: ConvertArgs) -> ExitCode {
 
 /// Exit 0 when the collector took every span; 1 when it refused or rejected any (or did not
 /// answer); 2 when the target cannot be used (a bad endpoint or TLS file).
-fn send(target: &OtlpTarget, conversion: &durable_exporter::convert::Conversion) -> ExitCode {
+fn send(
+    target: &OtlpTarget,
+    sigv4: Option<durable_exporter::sigv4::SigV4Target>,
+    conversion: &durable_exporter::convert::Conversion,
+) -> ExitCode {
     let Some(rt) = runtime(tokio::runtime::Builder::new_current_thread()) else {
         return ExitCode::FAILURE;
     };
     let result = rt.block_on(async {
-        let client = match OtlpClient::new(target) {
+        let mut client = match OtlpClient::new(target) {
             Ok(c) => c,
             Err(e) => return Err(bad_input(e)),
         };
+        if let Some(sigv4) = sigv4 {
+            // The credentials the daemon's Lambda client would use: the SDK's default chain.
+            let sdk =
+                durable_exporter::aws::sdk_config(Some(&sigv4.region), target.timeout, None).await;
+            let Some(provider) = sdk.credentials_provider() else {
+                return Err(bad_input("the AWS SDK has no credentials provider"));
+            };
+            let signer = durable_exporter::sigv4::Signer::new(sigv4, provider);
+            client = match client.with_sigv4(signer) {
+                Ok(c) => c,
+                Err(e) => return Err(bad_input(e)),
+            };
+        }
         match client.export(&conversion.resource, &conversion.spans).await {
             Ok(outcome) => Ok((client.endpoint().to_owned(), outcome)),
             Err(e) => {

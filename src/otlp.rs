@@ -7,6 +7,10 @@
 //! `https://` endpoints use TLS (rustls, ring) with the system's CA certificates plus an
 //! optional CA file, and an optional client certificate for mutual TLS ([`OtlpTls`]). There is
 //! no way to turn certificate verification off.
+//!
+//! OTLP/HTTP requests can be signed with AWS SigV4 ([`OtlpClient::with_sigv4`], for X-Ray's
+//! OTLP endpoint): credentials are fetched before each request (the [`Signer`] keeps them while
+//! fresh) and the request is signed as it is sent.
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -19,6 +23,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use prost::Message as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::sigv4::Signer;
 use crate::trace::proto::encode_request;
 use crate::trace::{Resource, Span};
 
@@ -279,6 +284,14 @@ pub enum ExportError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// Requests are signed (AWS SigV4) and no credentials could be had (the provider failed or
+    /// did not answer), or the request could not be signed. Nothing was sent.
+    #[error("cannot sign the export of {count} spans to {endpoint} with AWS SigV4: {message}")]
+    Credentials {
+        endpoint: String,
+        count: usize,
+        message: String,
+    },
     /// OTLP/gRPC: a status other than OK.
     #[error("the OTLP collector at {endpoint} answered gRPC {} to {count} spans: {}", grpc_code_name(*code), or_none(message))]
     Grpc {
@@ -309,10 +322,13 @@ impl ExportError {
     /// not followed), gRPC UNAUTHENTICATED, PERMISSION_DENIED and UNIMPLEMENTED. The operator
     /// fixes the credentials or the URL; dropping the spans meanwhile would lose them silently.
     /// A [`ExportError::Build`] error is not retryable: nothing changes until the config does.
+    /// Missing credentials ([`ExportError::Credentials`]) are: they expire and come back.
     pub fn retryable(&self) -> bool {
         match self {
             ExportError::Build { .. } => false,
-            ExportError::Transport { .. } | ExportError::Timeout { .. } => true,
+            ExportError::Transport { .. }
+            | ExportError::Timeout { .. }
+            | ExportError::Credentials { .. } => true,
             ExportError::Http { status, .. } => http_status_retryable(*status),
             ExportError::Grpc { code, .. } => grpc_code_retryable(*code),
         }
@@ -516,6 +532,8 @@ pub struct OtlpClient {
     timeout: Duration,
     compression: Compression,
     transport: Transport,
+    /// Signs every HTTP request (AWS SigV4). Boxed: most clients do not sign.
+    signer: Option<Box<Signer>>,
 }
 
 impl std::fmt::Debug for OtlpClient {
@@ -524,6 +542,7 @@ impl std::fmt::Debug for OtlpClient {
             .field("endpoint", &self.endpoint)
             .field("timeout", &self.timeout)
             .field("compression", &self.compression)
+            .field("sigv4", &self.signer.as_ref().map(|s| s.target()))
             .finish_non_exhaustive()
     }
 }
@@ -634,7 +653,21 @@ impl OtlpClient {
             timeout: target.timeout,
             compression: target.compression,
             transport,
+            signer: None,
         })
+    }
+
+    /// Signs every request with AWS SigV4 from now on. OTLP/HTTP only: a gRPC client is a
+    /// build error (X-Ray takes OTLP/HTTP).
+    pub fn with_sigv4(mut self, signer: Signer) -> Result<Self, ExportError> {
+        if matches!(self.transport, Transport::Grpc { .. }) {
+            return Err(ExportError::Build {
+                endpoint: self.endpoint,
+                reason: "AWS SigV4 signs OTLP/HTTP requests; use the http/protobuf protocol".into(),
+            });
+        }
+        self.signer = Some(Box::new(signer));
+        Ok(self)
     }
 
     /// Where requests go (for HTTP, the traces URL).
@@ -653,9 +686,27 @@ impl OtlpClient {
             return Ok(ExportOutcome::all(0));
         }
         let body = encode_request(resource, spans);
+        // Before the request's own time-out: a provider that does not answer is named as such.
+        let credentials = match &self.signer {
+            Some(signer) => {
+                let fetch = signer.credentials(std::time::SystemTime::now());
+                let got = match tokio::time::timeout(self.timeout, fetch).await {
+                    Ok(got) => got,
+                    Err(_) => Err(format!(
+                        "the AWS credential provider did not answer within {:?}",
+                        self.timeout
+                    )),
+                };
+                Some(got.map_err(|message| self.credentials_error(spans.len(), message))?)
+            }
+            None => None,
+        };
         let send = async {
             match &self.transport {
-                Transport::Http(t) => self.send_http(t, body, spans.len()).await,
+                Transport::Http(t) => {
+                    let signing = self.signer.as_deref().zip(credentials.as_ref());
+                    self.send_http(t, body, spans.len(), signing).await
+                }
                 Transport::Grpc { channel, metadata } => {
                     self.send_grpc(channel, metadata, body, spans.len()).await
                 }
@@ -668,6 +719,14 @@ impl OtlpClient {
                 count: spans.len(),
                 timeout: self.timeout,
             }),
+        }
+    }
+
+    fn credentials_error(&self, count: usize, message: String) -> ExportError {
+        ExportError::Credentials {
+            endpoint: self.endpoint.clone(),
+            count,
+            message,
         }
     }
 
@@ -684,37 +743,47 @@ impl OtlpClient {
         transport: &HttpTransport,
         body: Vec<u8>,
         count: usize,
+        signing: Option<(&Signer, &aws_credential_types::Credentials)>,
     ) -> Result<ExportOutcome, ExportError> {
         use http::header;
-        let mut request = http::Request::post(transport.uri.clone());
-        if let Some(h) = request.headers_mut() {
-            h.extend(transport.headers.clone());
-            h.insert(
-                header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/x-protobuf"),
-            );
-            h.insert(
-                header::USER_AGENT,
-                http::HeaderValue::from_static(USER_AGENT),
-            );
-        }
+        let mut headers = transport.headers.clone();
+        headers.insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-protobuf"),
+        );
+        headers.insert(
+            header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        );
         let body = match self.compression {
             Compression::None => body,
             Compression::Gzip => {
-                if let Some(h) = request.headers_mut() {
-                    h.insert(
-                        header::CONTENT_ENCODING,
-                        http::HeaderValue::from_static("gzip"),
-                    );
-                }
+                headers.insert(
+                    header::CONTENT_ENCODING,
+                    http::HeaderValue::from_static("gzip"),
+                );
                 gzip(&body).map_err(|e| {
                     self.transport_error(count, format!("cannot compress the request: {e}"))
                 })?
             }
         };
-        let request = request
+        // Signed last, over the headers and the bytes that go out.
+        if let Some((signer, credentials)) = signing {
+            signer
+                .sign(
+                    credentials,
+                    std::time::SystemTime::now(),
+                    "POST",
+                    &transport.uri.to_string(),
+                    &mut headers,
+                    &body,
+                )
+                .map_err(|m| self.credentials_error(count, m))?;
+        }
+        let mut request = http::Request::post(transport.uri.clone())
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| self.transport_error(count, e.to_string()))?;
+        *request.headers_mut() = headers;
         let response = transport
             .client
             .request(request)

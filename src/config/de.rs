@@ -533,6 +533,25 @@ pub(super) fn check_function_name(name: &str) -> Result<String, String> {
     Ok(name)
 }
 
+/// An AWS region or signing name (`us-east-1`, `xray`): lowercase letters, digits and
+/// hyphens, as the region goes into a host name.
+pub(super) fn aws_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    check_aws_name(&token(d)?).map_err(de::Error::custom)
+}
+
+/// [`aws_name`], optional: null and empty mean unset.
+pub(super) fn opt_aws_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct T(#[serde(deserialize_with = "aws_name")] String);
+    Ok(Option::<T>::deserialize(d)?.map(|t| t.0))
+}
+
+pub(super) fn check_aws_name(name: &str) -> Result<String, String> {
+    let name = check_token(name)?;
+    crate::sigv4::check_name(&name)?;
+    Ok(name)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Written back.
 

@@ -55,6 +55,7 @@ impl Config {
             env_keys: BTreeMap::new(),
             otel: HashMap::new(),
             pod_name: None,
+            aws_region: Vec::new(),
         };
         if let Some(p) = path {
             loader.file_tree = loader.read_file(p)?;
@@ -88,10 +89,13 @@ impl Config {
             } else if name.starts_with("OTEL_") && !value.trim().is_empty() {
                 // The OpenTelemetry specification reads an empty variable as unset.
                 loader.otel.insert(name, value);
+            } else if AWS_REGION_VARS.contains(&name.as_str()) && !value.trim().is_empty() {
+                loader.aws_region.push((name, value));
             }
         }
         let mut config: Config = serde_path_to_error::deserialize(tree.clone())
             .map_err(|e| loader.deserialize_error(e))?;
+        loader.sigv4_region(&mut config)?;
         loader.apply_otel(&tree, &mut config)?;
         loader.apply_pod_name(&mut config)?;
         // With status events, listing only reconciles what events missed: less often, unless
@@ -117,7 +121,12 @@ struct Loader<'a> {
     env_keys: BTreeMap<String, String>,
     /// Non-empty `OTEL_*` variables.
     otel: HashMap<String, String>,
+    /// Non-empty [`AWS_REGION_VARS`], for `otlp.aws_sigv4.region`.
+    aws_region: Vec<(String, String)>,
 }
+
+/// Where the AWS SDK reads the region from the environment, first winning.
+const AWS_REGION_VARS: [&str; 2] = ["AWS_REGION", "AWS_DEFAULT_REGION"];
 
 impl Loader<'_> {
     /// The file, bounded (see [`parse_file`]).
@@ -254,6 +263,37 @@ impl Loader<'_> {
             .find_map(|v| self.otel.get(*v).map(|val| (*v, val.trim())))
     }
 
+    /// `otlp.aws_sigv4.region` when the section is given without one: `aws.region`, else the
+    /// AWS SDK's variables (`AWS_REGION`, then `AWS_DEFAULT_REGION`). Still none: `validate`
+    /// says it is missing.
+    fn sigv4_region(&self, c: &mut Config) -> Result<(), ConfigError> {
+        let Some(sigv4) = &mut c.otlp.aws_sigv4 else {
+            return Ok(());
+        };
+        if sigv4.region.is_some() {
+            return Ok(());
+        }
+        if let Some(r) = &c.aws.region {
+            let r = de::check_aws_name(r).map_err(|m| self.err("aws.region", m))?;
+            sigv4.region = Some(r);
+            return Ok(());
+        }
+        let from_env = AWS_REGION_VARS
+            .iter()
+            .find_map(|var| self.aws_region.iter().find(|(n, _)| n == var));
+        if let Some((var, value)) = from_env {
+            let r = de::check_aws_name(value).map_err(|m| ConfigError {
+                file: None,
+                key: Some("otlp.aws_sigv4.region".into()),
+                message: format!(
+                    "{m} (from the environment variable {var}; fix it, or set otlp.aws_sigv4.region)"
+                ),
+            })?;
+            sigv4.region = Some(r);
+        }
+        Ok(())
+    }
+
     /// The `OTEL_*` variables, for the keys neither the file nor a `DURABLE_EXPORTER__`
     /// variable set.
     /// With `shard.from_pod_name`, the index is the ordinal ending the pod's name.
@@ -320,7 +360,11 @@ impl Loader<'_> {
                         Protocol::Grpc => e.to_owned(),
                     }
                 }
-                (None, None) => o.protocol.default_endpoint().to_owned(),
+                (None, None) => match o.aws_sigv4.as_ref().and_then(|s| s.region.as_deref()) {
+                    // Signed spans go to X-Ray unless told otherwise.
+                    Some(region) => super::xray_traces_url(region),
+                    None => o.protocol.default_endpoint().to_owned(),
+                },
             };
         }
         if let Some((var, list)) = self.otel_var(&[
@@ -454,6 +498,7 @@ pub(crate) fn load_yaml_file<T: serde::de::DeserializeOwned>(
         env_keys: BTreeMap::new(),
         otel: HashMap::new(),
         pod_name: None,
+        aws_region: Vec::new(),
     };
     serde_path_to_error::deserialize(tree).map_err(|e| loader.deserialize_error(e))
 }

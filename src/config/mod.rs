@@ -326,6 +326,39 @@ pub struct OtlpConfig {
     /// Spans per export request.
     #[serde(deserialize_with = "de::int::<_, _, 1, 100_000>")]
     pub max_batch_size: usize,
+    /// Sign every export request with AWS SigV4 (X-Ray's OTLP endpoint). None: no signing.
+    pub aws_sigv4: Option<AwsSigV4Config>,
+}
+
+/// `otlp.aws_sigv4`: how export requests are signed. The credentials are the AWS SDK's
+/// default chain, the same the Lambda API calls use.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsSigV4Config {
+    /// The signing name: `xray` for X-Ray's OTLP endpoint.
+    #[serde(deserialize_with = "de::aws_name")]
+    pub service: String,
+    /// The signing region. None in the file: `aws.region`, else `AWS_REGION`, else
+    /// `AWS_DEFAULT_REGION`, filled in when the config is loaded (a loaded config has one).
+    #[serde(deserialize_with = "de::opt_aws_name")]
+    pub region: Option<String>,
+}
+
+/// `otlp.aws_sigv4.service` when unset.
+pub const DEFAULT_SIGV4_SERVICE: &str = "xray";
+
+impl Default for AwsSigV4Config {
+    fn default() -> Self {
+        AwsSigV4Config {
+            service: DEFAULT_SIGV4_SERVICE.to_owned(),
+            region: None,
+        }
+    }
+}
+
+/// X-Ray's OTLP traces URL in `region`: where signed spans go when `otlp.endpoint` is not set.
+pub fn xray_traces_url(region: &str) -> String {
+    format!("https://xray.{region}.amazonaws.com/v1/traces")
 }
 
 /// How spans are drawn.
@@ -616,6 +649,7 @@ impl Default for OtlpConfig {
             tls: OtlpTls::default(),
             max_buffered_spans: DEFAULT_MAX_BUFFERED_SPANS,
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
+            aws_sigv4: None,
         }
     }
 }
@@ -631,6 +665,16 @@ impl OtlpConfig {
             compression: self.compression,
             tls: self.tls.clone(),
         }
+    }
+
+    /// What the signer needs: the service and the region, when requests are signed (a loaded
+    /// config always has the region).
+    pub fn sigv4(&self) -> Option<crate::sigv4::SigV4Target> {
+        let s = self.aws_sigv4.as_ref()?;
+        Some(crate::sigv4::SigV4Target {
+            service: s.service.clone(),
+            region: s.region.clone()?,
+        })
     }
 }
 
@@ -808,6 +852,9 @@ impl Config {
         let mut tree = serde_json::to_value(Config::default()).expect("the config serializes");
         // A list's entries have keys of their own.
         tree["track"]["functions"] = serde_json::json!([]);
+        // An optional section (unset by default) has keys of its own too.
+        tree["otlp"]["aws_sigv4"] =
+            serde_json::to_value(AwsSigV4Config::default()).expect("serializes");
         let mut out = Vec::new();
         walk("", &tree, &mut out);
         let function = serde_json::to_value(FunctionTrack::new("f")).expect("serializes");
@@ -906,6 +953,25 @@ impl Config {
                 ),
             });
         }
+        if let Some(sigv4) = &self.otlp.aws_sigv4 {
+            if self.otlp.protocol != Protocol::HttpProtobuf {
+                return Err(Problem {
+                    key: "otlp.aws_sigv4".into(),
+                    others: vec!["otlp.protocol".into()],
+                    message: format!(
+                        "SigV4 signs OTLP/HTTP requests, but otlp.protocol is {}: set otlp.protocol to http/protobuf (X-Ray takes OTLP/HTTP protobuf at {}), or remove otlp.aws_sigv4",
+                        protocol_name(self.otlp.protocol),
+                        xray_traces_url("REGION")
+                    ),
+                });
+            }
+            if sigv4.region.is_none() {
+                return Err(problem(
+                    "otlp.aws_sigv4.region",
+                    "missing: requests are signed for a region; set otlp.aws_sigv4.region (e.g. us-east-1), aws.region, or the AWS_REGION environment variable",
+                ));
+            }
+        }
         let tls = &self.otlp.tls;
         match (&tls.client_cert_file, &tls.client_key_file) {
             (Some(_), None) => {
@@ -959,8 +1025,16 @@ impl Config {
     /// A few lines for people: what is tracked, where spans go, where state is kept.
     pub fn summary(&self) -> String {
         let otlp = if self.otlp.enabled {
+            let signed = match &self.otlp.aws_sigv4 {
+                Some(s) => format!(
+                    ", signed with SigV4 for {} in {}",
+                    s.service,
+                    s.region.as_deref().unwrap_or("?")
+                ),
+                None => String::new(),
+            };
             format!(
-                "{} ({})",
+                "{} ({}{signed})",
                 self.otlp.endpoint,
                 protocol_name(self.otlp.protocol)
             )

@@ -1337,3 +1337,161 @@ fn status_events_filter_functions_by_pattern_and_qualifier() {
         "",
     );
 }
+
+#[test]
+fn aws_sigv4_is_off_unless_the_section_is_given() {
+    let c = load_yaml("otlp:\n  protocol: http/protobuf\n");
+    assert_eq!(c.otlp.aws_sigv4, None);
+    assert_eq!(c.otlp.sigv4(), None);
+    assert_eq!(c.otlp.endpoint, "http://localhost:4318");
+    // A section whose keys are all commented out is not set.
+    let c = load_yaml("otlp:\n  protocol: http/protobuf\n  aws_sigv4:\n  #  region: us-east-1\n");
+    assert_eq!(c.otlp.aws_sigv4, None);
+}
+
+#[test]
+fn aws_sigv4_defaults_to_xray_and_its_endpoint() {
+    let c = load_yaml("otlp:\n  protocol: http/protobuf\n  aws_sigv4:\n    region: eu-west-1\n");
+    assert_eq!(
+        c.otlp.sigv4(),
+        Some(crate::sigv4::SigV4Target {
+            service: "xray".into(),
+            region: "eu-west-1".into()
+        })
+    );
+    assert_eq!(
+        c.otlp.endpoint,
+        "https://xray.eu-west-1.amazonaws.com/v1/traces"
+    );
+    assert!(
+        c.summary()
+            .contains("https://xray.eu-west-1.amazonaws.com/v1/traces (http/protobuf, signed with SigV4 for xray in eu-west-1)"),
+        "{}",
+        c.summary()
+    );
+    // An endpoint given (a proxy, a VPC endpoint, a test receiver) is kept.
+    let c = load_yaml(
+        "otlp:\n  protocol: http/protobuf\n  endpoint: http://127.0.0.1:4318/v1/traces\n  aws_sigv4:\n    service: xray\n    region: eu-west-1\n",
+    );
+    assert_eq!(c.otlp.endpoint, "http://127.0.0.1:4318/v1/traces");
+    let (c, _) = load_yaml_env(
+        "otlp:\n  protocol: http/protobuf\n  aws_sigv4:\n    region: eu-west-1\n",
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")],
+    );
+    assert_eq!(c.unwrap().otlp.endpoint, "http://collector:4318/v1/traces");
+}
+
+#[test]
+fn aws_sigv4_region_comes_from_aws_region_or_the_environment() {
+    let yaml = "otlp:\n  protocol: http/protobuf\n  aws_sigv4: {}\n";
+    let region = |text: &str, vars: &[(&str, &str)]| {
+        let (c, _) = load_yaml_env(text, vars);
+        let c = c.unwrap_or_else(|e| panic!("{e}"));
+        (c.otlp.sigv4().unwrap().region, c.otlp.endpoint)
+    };
+    assert_eq!(
+        region(
+            yaml,
+            &[
+                ("AWS_REGION", "ap-south-1"),
+                ("AWS_DEFAULT_REGION", "us-west-2")
+            ]
+        ),
+        (
+            "ap-south-1".into(),
+            "https://xray.ap-south-1.amazonaws.com/v1/traces".into()
+        )
+    );
+    assert_eq!(
+        region(yaml, &[("AWS_DEFAULT_REGION", "us-west-2")]).0,
+        "us-west-2"
+    );
+    let with_aws = format!("aws:\n  region: eu-central-1\n{yaml}");
+    assert_eq!(
+        region(&with_aws, &[("AWS_REGION", "ap-south-1")]).0,
+        "eu-central-1"
+    );
+    let own = "aws:\n  region: eu-central-1\notlp:\n  protocol: http/protobuf\n  aws_sigv4:\n    region: us-east-2\n";
+    assert_eq!(region(own, &[("AWS_REGION", "ap-south-1")]).0, "us-east-2");
+
+    assert_rejected(yaml, "otlp.aws_sigv4.region", "missing");
+    let (e, _) = load_yaml_env(yaml, &[("AWS_REGION", "Not A Region")]);
+    let e = e.unwrap_err().to_string();
+    assert!(
+        e.contains("otlp.aws_sigv4.region") && e.contains("AWS_REGION"),
+        "{e}"
+    );
+}
+
+#[test]
+fn aws_sigv4_needs_http_protobuf() {
+    for protocol in ["", "  protocol: grpc\n"] {
+        let text = format!("otlp:\n{protocol}  aws_sigv4:\n    region: us-east-1\n");
+        let (e, _) = load_yaml_env(&text, &[]);
+        let e = e.expect_err(&text);
+        assert_eq!(e.key.as_deref(), Some("otlp.aws_sigv4"), "{e}");
+        let line = e.to_string();
+        assert!(
+            line.contains("otlp.protocol is grpc")
+                && line.contains("set otlp.protocol to http/protobuf"),
+            "{line}"
+        );
+    }
+    // The protocol from the environment: the error says so.
+    let e = load_env(&[
+        ("DURABLE_EXPORTER__OTLP__AWS_SIGV4__REGION", "us-east-1"),
+        ("DURABLE_EXPORTER__OTLP__PROTOCOL", "grpc"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("DURABLE_EXPORTER__OTLP__PROTOCOL")
+            && e.contains("DURABLE_EXPORTER__OTLP__AWS_SIGV4__REGION"),
+        "{e}"
+    );
+}
+
+#[test]
+fn aws_sigv4_from_environment_variables() {
+    let c = load_env(&[
+        ("DURABLE_EXPORTER__OTLP__PROTOCOL", "http/protobuf"),
+        ("DURABLE_EXPORTER__OTLP__AWS_SIGV4__REGION", "sa-east-1"),
+        ("DURABLE_EXPORTER__OTLP__AWS_SIGV4__SERVICE", "xray"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.otlp.sigv4(),
+        Some(crate::sigv4::SigV4Target {
+            service: "xray".into(),
+            region: "sa-east-1".into()
+        })
+    );
+    assert_eq!(
+        c.otlp.endpoint,
+        "https://xray.sa-east-1.amazonaws.com/v1/traces"
+    );
+    assert_rejected(
+        "otlp:\n  protocol: http/protobuf\n  aws_sigv4:\n    region: us-east-1\n    signing: v4\n",
+        "otlp.aws_sigv4.signing",
+        "unknown key",
+    );
+    assert_rejected(
+        "otlp:\n  protocol: http/protobuf\n  aws_sigv4:\n    region: xray.evil.example/x\n",
+        "otlp.aws_sigv4.region",
+        "not an AWS name",
+    );
+    assert_rejected(
+        "otlp:\n  protocol: http/protobuf\n  aws_sigv4: xray\n",
+        "otlp.aws_sigv4",
+        "expected a section",
+    );
+}
+
+#[test]
+fn the_key_list_has_the_aws_sigv4_keys() {
+    let keys = Config::keys();
+    for k in ["otlp.aws_sigv4.service", "otlp.aws_sigv4.region"] {
+        assert!(keys.iter().any(|x| x == k), "{k}: {keys:?}");
+    }
+    assert!(!keys.iter().any(|x| x == "otlp.aws_sigv4"), "{keys:?}");
+}

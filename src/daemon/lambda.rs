@@ -149,8 +149,7 @@ pub struct Lambda {
     health: Arc<Health>,
 }
 
-/// The SDK configuration: the standard AWS chain for region and credentials, an explicit
-/// rustls (ring) HTTP client, an optional endpoint (emulators), and no SDK retries.
+/// The Lambda client: [`crate::aws::sdk_config`], then [`lambda_client`].
 pub async fn sdk_client(
     region: Option<&str>,
     endpoint_url: Option<&str>,

@@ -141,6 +141,28 @@ impl Health {
     }
 }
 
+/// The OTLP client, signing with the credentials the Lambda client uses (the SDK's chain,
+/// or the embedding's).
+fn sign_with(
+    client: OtlpClient,
+    target: crate::sigv4::SigV4Target,
+    sdk: &aws_config::SdkConfig,
+) -> Result<OtlpClient, DaemonError> {
+    let Some(provider) = sdk.credentials_provider() else {
+        return Err(DaemonError::Otlp(ExportError::Build {
+            endpoint: client.endpoint().to_owned(),
+            reason: "otlp.aws_sigv4 is set but the AWS SDK has no credentials provider".into(),
+        }));
+    };
+    tracing::info!(
+        endpoint = client.endpoint(),
+        service = %target.service,
+        region = %target.region,
+        "export requests are signed with AWS SigV4 (credentials from the AWS SDK's default chain)"
+    );
+    Ok(client.with_sigv4(crate::sigv4::Signer::new(target, provider))?)
+}
+
 /// What a program embedding the daemon (the demo) changes about [`run`].
 #[derive(Default)]
 pub struct Embedding {
@@ -208,6 +230,10 @@ pub async fn run_embedded(
         embedding.credentials,
     )
     .await;
+    let otlp = match (otlp, config.otlp.sigv4()) {
+        (Some(client), Some(target)) => Some(sign_with(client, target, &aws)?),
+        (client, _) => client,
+    };
     let client = lambda::lambda_client(&aws, config.aws.endpoint_url.as_deref());
     // aws.max_requests_per_second is the account's figure: each of shard.count replicas
     // spends its share.

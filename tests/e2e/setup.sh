@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates (idempotently) the Python venv of the end-to-end test (tests/e2e_emulator.rs):
 # aws-durable-execution-sdk-python-testing, pinned, which brings AWS's local durable-execution
-# emulator (`dex-local-runner`) and the Python durable SDK the test's functions run on.
+# emulator (`dex-local-runner`) and the Python durable SDK the test's functions run on; and
+# botocore, pinned, whose SigV4 signer checks the exporter's signatures (tests/e2e/sigv4_receiver.py,
+# driven by tests/it/otlp_sigv4.rs).
 #
 #   bash tests/e2e/setup.sh          # prints the venv's path on its last line
 #
@@ -13,19 +15,24 @@ set -euo pipefail
 
 PACKAGE="aws-durable-execution-sdk-python-testing"
 VERSION="1.4.0"
+BOTOCORE_VERSION="1.44.8"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${DURABLE_E2E_VENV:-$ROOT/target/e2e-venv}"
 
 fail() { echo "tests/e2e/setup.sh: $*" >&2; exit 1; }
 
-# Ready when the venv's python runs, has the pinned version and the emulator's entry point.
+version_of() {
+  "$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null
+}
+# Ready when the venv's python runs, has the pinned versions and the emulator's entry point.
 ready() {
   [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/dex-local-runner" ] &&
-    [ "$("$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$PACKAGE'))" 2>/dev/null)" = "$VERSION" ]
+    [ "$(version_of "$PACKAGE")" = "$VERSION" ] &&
+    [ "$(version_of botocore)" = "$BOTOCORE_VERSION" ]
 }
 
 if ready; then
-  echo "$PACKAGE==$VERSION already in $VENV"
+  echo "$PACKAGE==$VERSION and botocore==$BOTOCORE_VERSION already in $VENV"
   echo "$VENV"
   exit 0
 fi
@@ -35,7 +42,7 @@ mkdir -p "$(dirname "$VENV")"
 exec 9>"$VENV.lock"
 if command -v flock >/dev/null; then flock 9; fi
 if ready; then
-  echo "$PACKAGE==$VERSION already in $VENV"
+  echo "$PACKAGE==$VERSION and botocore==$BOTOCORE_VERSION already in $VENV"
   echo "$VENV"
   exit 0
 fi
@@ -59,9 +66,9 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/nul
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV" || fail "$PYTHON -m venv $VENV failed"
 fi
-echo "installing $PACKAGE==$VERSION into $VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check "$PACKAGE==$VERSION" ||
-  fail "pip install $PACKAGE==$VERSION failed (is PyPI reachable?)"
-ready || fail "$VENV does not have $PACKAGE==$VERSION and dex-local-runner after installing"
+echo "installing $PACKAGE==$VERSION and botocore==$BOTOCORE_VERSION into $VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "$PACKAGE==$VERSION" "botocore==$BOTOCORE_VERSION" ||
+  fail "pip install $PACKAGE==$VERSION botocore==$BOTOCORE_VERSION failed (is PyPI reachable?)"
+ready || fail "$VENV does not have $PACKAGE==$VERSION, botocore==$BOTOCORE_VERSION and dex-local-runner after installing"
 echo "installed in $(($(date +%s) - started))s"
 echo "$VENV"

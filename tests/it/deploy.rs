@@ -104,6 +104,16 @@ fn json_and_yaml_files_parse() {
             "lambda:ListDurableExecutionsByFunction"
         ]
     );
+    // The optional policy for otlp.aws_sigv4: what X-Ray's OTLP endpoint asks for, nothing more.
+    let xray = parse_json(&root().join("deploy/iam/xray-policy.json"));
+    let statements = xray["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{xray}");
+    assert_eq!(statements[0]["Effect"], "Allow");
+    assert_eq!(
+        statements[0]["Action"],
+        serde_json::json!(["xray:PutSpans"])
+    );
+    assert_eq!(statements[0]["Resource"], "*");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -295,7 +295,7 @@ async fn daemon_exports_what_the_emulator_recorded() {
 
 /// tests/e2e/setup.sh: the venv's path (created or checked). None when it cannot be made,
 /// after [`crate::common::missing`] (which fails the test on CI).
-fn venv() -> Option<PathBuf> {
+pub(crate) fn venv() -> Option<PathBuf> {
     let script = crate::common::root().join("tests/e2e/setup.sh");
     let out = Command::new("bash")
         .arg(&script)

@@ -15,6 +15,7 @@ mod e2e_emulator;
 mod hardening;
 mod metrics;
 mod otlp_export;
+mod otlp_sigv4;
 mod prometheus_scrape;
 mod prometheus_selftest;
 mod properties;

@@ -189,14 +189,14 @@ impl Daemon {
         Daemon::start_with_env(s, run, format, &[]).await
     }
 
-    /// As [`Daemon::start_with`], with `env` added to the daemon's environment.
+    /// [`Daemon::start_with`], with `vars` added to (or replacing in) its environment.
     pub async fn start_with_env(
         s: &Setup,
         run: usize,
         format: LogFormat,
-        env: &[(&str, &str)],
+        vars: &[(&str, &str)],
     ) -> Daemon {
-        let mut d = Daemon::spawn_with_env(s, run, format, env);
+        let mut d = Daemon::spawn_with_env(s, run, format, vars);
         let deadline = Instant::now() + Duration::from_secs(15);
         while http(s.http, "GET", "/healthz", None).await.is_none() {
             if let Some(status) = d.child.try_wait().unwrap() {
@@ -218,12 +218,12 @@ impl Daemon {
         Daemon::spawn_with_env(s, run, format, &[])
     }
 
-    /// As [`Daemon::spawn`], with `env` added to the daemon's environment.
+    /// [`Daemon::spawn`], with `vars` added to (or replacing in) its environment.
     pub fn spawn_with_env(
         s: &Setup,
         run: usize,
         format: LogFormat,
-        env: &[(&str, &str)],
+        vars: &[(&str, &str)],
     ) -> Daemon {
         let log = s.dir.path().join(format!("daemon-{run}.log"));
         let out = std::fs::File::create(&log).unwrap();
@@ -239,7 +239,7 @@ impl Daemon {
             .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
             .env("AWS_SECRET_ACCESS_KEY", "secret")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .envs(env.iter().copied())
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
