@@ -271,7 +271,7 @@ impl ExporterMetrics {
             ),
             shard_count: register(
                 r,
-                "durable_exporter_shard_count",
+                "durable_exporter_shards",
                 "shard.count: how many replicas split the executions (every replica should say the same).",
                 Gauge::default(),
             ),

@@ -517,7 +517,7 @@ fn container_env(container: &Value) -> BTreeMap<String, Value> {
 
 #[test]
 fn kubernetes_manifests_shard_by_pod_name_and_wire_together() {
-    let dir = root().join("deploy/kubernetes");
+    let dir = root().join("deploy/kubernetes/base");
     let kustomization = parse_yaml(&dir.join("kustomization.yaml"));
     let resources: Vec<&str> = kustomization["resources"]
         .as_array()
@@ -812,5 +812,102 @@ fn terraform_matches_the_cloudformation_and_parses() {
         out.status.success(),
         "python-hcl2: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `kubectl kustomize DIR`, one JSON value per rendered manifest; None without kubectl.
+fn kustomize(dir: &Path) -> Option<(String, Vec<Value>)> {
+    let kubectl = require_tool("kubectl", "apt-get install kubectl")?;
+    let out = Command::new(kubectl)
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs = text
+        .split("\n---\n")
+        .map(|d| serde_saphyr::from_str::<Value>(d).unwrap())
+        .collect();
+    Some((text, docs))
+}
+
+#[test]
+fn kustomize_renders_the_base_and_the_overlay_and_they_pass_the_schemas() {
+    let base = root().join("deploy/kubernetes/base");
+    let Some((text, docs)) = kustomize(&base) else {
+        return;
+    };
+    let kinds: BTreeSet<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ConfigMap",
+            "PodDisruptionBudget",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor",
+            "StatefulSet"
+        ])
+    );
+    assert!(
+        docs.iter()
+            .all(|d| d["metadata"]["namespace"] == "observability")
+    );
+    // The ServiceMonitor scrapes the Service's metrics port at /metrics.
+    let of = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap();
+    let sm = of("ServiceMonitor");
+    let svc = of("Service");
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(
+            &svc["metadata"]["labels"][k], v,
+            "the ServiceMonitor selects the Service"
+        );
+    }
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["port"],
+        svc["spec"]["ports"][0]["name"]
+    );
+    assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
+
+    // The overlay changes the replicas and the shard count together.
+    let (_, five) = kustomize(&root().join("deploy/kubernetes/overlays/five-shards")).unwrap();
+    let sts = five.iter().find(|d| d["kind"] == "StatefulSet").unwrap();
+    assert_eq!(sts["spec"]["replicas"], 5);
+    let env = container_env(&sts["spec"]["template"]["spec"]["containers"][0]);
+    assert_eq!(env["DURABLE_EXPORTER__SHARD__COUNT"], "5");
+    assert_eq!(env["DURABLE_EXPORTER__SHARD__FROM_POD_NAME"], "true");
+
+    // Kubernetes' own schemas (the ServiceMonitor is a CRD they do not hold).
+    let Some(validate) = aws_local_tool("kubernetes-validate") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let core: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|d| !d.contains("kind: ServiceMonitor"))
+        .collect();
+    let file = tmp.path().join("rendered.yaml");
+    std::fs::write(&file, core.join("\n---\n")).unwrap();
+    let out = Command::new(validate)
+        .args(["--strict", "-k", "1.32.0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "kubernetes-validate: {report}");
+    assert_eq!(
+        report.matches(" passed for resource ").count(),
+        5,
+        "{report}"
     );
 }

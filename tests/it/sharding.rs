@@ -77,7 +77,7 @@ async fn replicas_split_the_executions_and_export_each_span_once() {
     for (s, i) in [(&s0, 0u32), (&s1, 1)] {
         let m = parse(&scrape(s.http).await);
         assert_eq!(m.value("durable_exporter_shard_index", &[]), f64::from(i));
-        assert_eq!(m.value("durable_exporter_shard_count", &[]), 2.0);
+        assert_eq!(m.value("durable_exporter_shards", &[]), 2.0);
         assert_eq!(
             m.value("durable_exporter_api_rate_limit_requests_per_second", &[]),
             100.0
@@ -172,4 +172,168 @@ fn the_shard_command_prints_each_arns_owner() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The evidence docs/SCALING.md reports: three replicas with their own checkpoint directories
+/// against one API while the executions progress, then four from the middle of the run. The
+/// union of what they export is what `convert` draws from the final histories, the replicas
+/// keep their shares of the budget, and what the change of count read and sent again is
+/// counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_then_four_export_the_final_histories() {
+    const RATE: f64 = 240.0;
+    let fake = ScriptedApi::start().await;
+    let receiver = crate::common::otlp::grpc().await;
+    let execs = executions(60, 10);
+    // The first 6 events of each are there at the start; the rest come mid-run.
+    add_all_visible(&fake, &execs, 6);
+    let all = arns(&execs);
+    let budget = format!("aws:\n  max_requests_per_second: {RATE}\n");
+    let sets: Vec<Setup> = (0..4)
+        .map(|i| {
+            setup(
+                &fake,
+                receiver.addr,
+                &all,
+                &format!("{budget}{}", shard_yaml(i.min(2), 3)),
+            )
+        })
+        .collect();
+
+    let mut ds = Vec::new();
+    for s in sets.iter().take(3) {
+        ds.push(Daemon::start(s, 1).await);
+    }
+    for (i, (d, s)) in ds.iter().zip(&sets).enumerate() {
+        let mine: BTreeSet<String> = all
+            .iter()
+            .filter(|a| owner(a, 3) == i as u32)
+            .cloned()
+            .collect();
+        wait_for(
+            d,
+            s.api,
+            Duration::from_secs(30),
+            "the first events read",
+            |v| mine.iter().all(|a| v.get(a).is_some_and(|x| x.last >= 6)),
+        )
+        .await;
+        let m = parse(&scrape(s.http).await);
+        assert_eq!(
+            m.value("durable_exporter_api_rate_limit_requests_per_second", &[]),
+            RATE / 3.0,
+            "replica {i} spends a third of the budget"
+        );
+    }
+    let exported_by_three = received(&receiver).0.len();
+    for d in ds {
+        assert!(d.terminate(Duration::from_secs(25)).await.success());
+    }
+
+    // Four replicas from here on; the histories go on.
+    for (i, s) in sets.iter().enumerate() {
+        write_config(
+            s,
+            &fake,
+            receiver.addr,
+            &all,
+            &format!("{budget}{}", shard_yaml(i as u32, 4)),
+        );
+    }
+    let moved: BTreeSet<String> = all
+        .iter()
+        .filter(|a| owner(a, 3) != owner(a, 4))
+        .cloned()
+        .collect();
+    let reads_before = fake.count(durable_exporter::sim::scripted::GET_HISTORY);
+    let moved_reads_before: usize = fake
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.op == durable_exporter::sim::scripted::GET_HISTORY && moved.contains(&r.target)
+        })
+        .count();
+    let restarted = tokio::time::Instant::now();
+    let mut ds = Vec::new();
+    for s in &sets {
+        ds.push(Daemon::start(s, 2).await);
+    }
+    for a in &all {
+        fake.reveal_all(a);
+    }
+    for (i, (d, s)) in ds.iter().zip(&sets).enumerate() {
+        let mine: Vec<(String, Vec<durable_exporter::history::Event>)> = execs
+            .iter()
+            .filter(|(a, _)| owner(a, 4) == i as u32)
+            .cloned()
+            .collect();
+        let v = wait_for(
+            d,
+            s.api,
+            Duration::from_secs(40),
+            "the share to end",
+            all_finished(&mine),
+        )
+        .await;
+        let tracked: BTreeSet<String> = v.keys().cloned().collect();
+        let want: BTreeSet<String> = mine.iter().map(|(a, _)| a.clone()).collect();
+        assert_eq!(tracked, want, "replica {i} of 4");
+        let m = parse(&scrape(s.http).await);
+        assert_eq!(
+            m.value("durable_exporter_api_rate_limit_requests_per_second", &[]),
+            RATE / 4.0
+        );
+    }
+    // The union is exactly what convert draws from the final histories.
+    let (got, repeats) = received(&receiver);
+    assert_exact(&expected(&execs), &got);
+    // Only moved executions were sent again, and never more than once more.
+    let moved_spans: usize = expected(
+        &execs
+            .iter()
+            .filter(|(a, _)| moved.contains(a))
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
+    .len();
+    assert!(
+        repeats <= moved_spans,
+        "{repeats} repeats, {moved_spans} spans moved"
+    );
+    let moved_reads: usize = fake
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.op == durable_exporter::sim::scripted::GET_HISTORY && moved.contains(&r.target)
+        })
+        .count()
+        - moved_reads_before;
+    // Four replicas together within the budget (the three before stopped first).
+    let mut arrivals: Vec<tokio::time::Instant> = fake
+        .requests()
+        .iter()
+        .map(|r| r.arrived)
+        .filter(|t| *t >= restarted)
+        .collect();
+    arrivals.sort();
+    let peak = (0..arrivals.len())
+        .map(|i| arrivals[i..].partition_point(|t| *t < arrivals[i] + Duration::from_secs(1)))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        peak as f64 <= RATE,
+        "{peak} requests in a second, the budget is {RATE}"
+    );
+    eprintln!(
+        "scale 3 -> 4: {} of {} executions moved ({:.0}%); {} spans exported by three before, {} in all; {repeats} span copies sent again (of {moved_spans} spans of moved executions); {moved_reads} history reads of moved executions and {} in all after the change; peak {peak}/s",
+        moved.len(),
+        all.len(),
+        100.0 * moved.len() as f64 / all.len() as f64,
+        exported_by_three,
+        got.len(),
+        fake.count(durable_exporter::sim::scripted::GET_HISTORY) - reads_before,
+    );
+    for d in ds {
+        assert!(d.terminate(Duration::from_secs(25)).await.success());
+    }
 }
