@@ -218,3 +218,81 @@ async fn executions_are_followed_from_the_queue_and_read_when_they_end() {
     assert!(d.terminate(Duration::from_secs(25)).await.success());
     let _ = served.await;
 }
+
+/// `durable-exporter simulate --status-events-queue`: the CLI publishes what an EventBridge rule
+/// would deliver, one message per status change, and says how many at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_publishes_each_status_change_to_the_queue() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+
+    let Some(moto) = Moto::start() else {
+        return;
+    };
+    let sqs = moto.sqs().await;
+    let queue = sqs
+        .create_queue()
+        .queue_name("simulate-status")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["simulate", "--listen", "127.0.0.1:0", "--executions", "8"])
+        .args([
+            "--status-events-queue",
+            &queue,
+            "--sqs-endpoint-url",
+            &moto.url,
+        ])
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("8 executions"), "{first}");
+
+    // One RUNNING event per started execution (at least), each a well-formed status event.
+    let mut running = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while running.len() < 8 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} RUNNING events",
+            running.len()
+        );
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in got.messages.unwrap_or_default() {
+            let e = durable_exporter::status_event::StatusEvent::parse(m.body().unwrap())
+                .unwrap_or_else(|e| panic!("{e}: {:?}", m.body()));
+            if e.status == durable_exporter::status_event::Status::Running {
+                running.insert(e.arn.as_str().to_owned());
+            }
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success());
+    let published = rest
+        .iter()
+        .find_map(|l| l.split("status events published: ").nth(1))
+        .unwrap_or_else(|| panic!("{rest:?}"));
+    assert!(published.trim().parse::<u64>().unwrap() >= 8, "{rest:?}");
+}
