@@ -225,7 +225,9 @@ async fn three_replicas_then_four_export_the_final_histories() {
             "replica {i} spends a third of the budget"
         );
     }
-    let exported_by_three = received(&receiver).0.len();
+    let (by_three, repeats_by_three) = received(&receiver);
+    assert_eq!(repeats_by_three, 0, "three replicas export no span twice");
+    let exported_by_three = by_three.len();
     for d in ds {
         assert!(d.terminate(Duration::from_secs(25)).await.success());
     }
