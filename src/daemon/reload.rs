@@ -26,14 +26,22 @@ const RELOADABLE: &[&str] = &[
     "log.",
 ];
 
+/// Keys inside a reloadable section that still need a restart: the status-event intake is a
+/// task started with its queue.
+const RESTART_ONLY: &[&str] = &[
+    "track.status_events.queue_url",
+    "track.status_events.endpoint_url",
+];
+
 fn reloadable(key: &str) -> bool {
-    RELOADABLE.iter().any(|r| {
-        if r.ends_with('.') {
-            key.starts_with(r)
-        } else {
-            key == *r
-        }
-    })
+    !RESTART_ONLY.contains(&key)
+        && RELOADABLE.iter().any(|r| {
+            if r.ends_with('.') {
+                key.starts_with(r)
+            } else {
+                key == *r
+            }
+        })
 }
 
 /// Every key with its value, flattened (`otlp.tls.ca_file` → value).
@@ -80,6 +88,8 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
 pub fn applied(running: &Config, loaded: &Config) -> Config {
     let mut c = running.clone();
     c.track = loaded.track.clone();
+    c.track.status_events.queue_url = running.track.status_events.queue_url.clone();
+    c.track.status_events.endpoint_url = running.track.status_events.endpoint_url.clone();
     c.poll = loaded.poll.clone();
     c.http.web_config_file = loaded.http.web_config_file.clone();
     c.api.web_config_file = loaded.api.web_config_file.clone();
@@ -188,5 +198,13 @@ mod tests {
         assert!(reloadable("api.token_file"));
         assert!(!reloadable("api.listen"));
         assert!(!reloadable("otlp.endpoint"));
+        // The status-event filters apply at once; the queue waits for a restart.
+        new.track.status_events.functions = vec!["orders*".into()];
+        new.track.status_events.queue_url = Some("https://sqs.eu-west-1.amazonaws.com/1/q".into());
+        let a = applied(&old, &new);
+        assert_eq!(a.track.status_events.functions, ["orders*"]);
+        assert_eq!(a.track.status_events.queue_url, None);
+        assert!(reloadable("track.status_events.functions"));
+        assert!(!reloadable("track.status_events.queue_url"));
     }
 }
