@@ -7,7 +7,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST /v1/executions` `{"DurableExecutionArn": "..."}` | 201 (tracked now, and on disk) or 200 (already tracked); 429 at `track.max_executions`; 503 when it cannot be written to disk |
+//! | `POST /v1/executions` `{"DurableExecutionArn": "..."}` | 201 (tracked now, and on disk) or 200 (already tracked); 421 another replica's (`shard.*`); 429 at `track.max_executions`; 503 when it cannot be written to disk |
 //! | `DELETE /v1/executions/{arn}` | 204, or 404 when not tracked; 503 when it cannot be written to disk |
 //! | `GET /v1/executions` | `{"Executions": [...], "BufferedSpans": n}`: status, last EventId, time since last read |
 //! | `GET /v1/executions/{arn}` | one of them |
