@@ -285,8 +285,10 @@ function barClass(s) {
   if ("durable.suspension.after_invocation" in a) return "suspended";
   if ("durable.backoff.scheduled_seconds" in a || "durable.backoff.lateness_seconds" in a || / back-off \d+$/.test(s.name)) return "backoff";
   if (s.code === 2) return "error";
-  const st = state(s);
-  if (["STARTED", "RUNNING", "PENDING", "READY"].includes(st) || a["durable.operation.unfinished"] === "true") return "open";
+  // An invocation's status says how it left the execution (PENDING: suspended), not that it
+  // still runs: only executions, operations and attempts are open by their status.
+  const st = a["durable.execution.status"] || a["durable.operation.status"] || a["durable.attempt.outcome"] || "";
+  if (["STARTED", "RUNNING", "PENDING", "READY"].includes(st) || a["durable.operation.unfinished"] === "true" || s.end === null) return "open";
   if (s.code === 1) return "ok";
   return "unset";
 }
