@@ -394,7 +394,7 @@ impl Coordinator {
             }
             // shard.count changed: what hashes elsewhere now is read from the start by its
             // new owner; this replica lets it go.
-            if !shard.owns(&cursor.arn) {
+            if me.owned(&cursor.arn, Source::Checkpoint).is_err() {
                 let _ = me.store.remove(&cursor.arn);
                 moved += 1;
                 continue;
@@ -424,7 +424,11 @@ impl Coordinator {
             }
         }
         let registered = me.changes.added.len();
-        me.changes.added.retain(|a| shard.owns(a));
+        let added = std::mem::take(&mut me.changes.added);
+        me.changes.added = added
+            .into_iter()
+            .filter(|a| me.owned(a, Source::Api).is_ok())
+            .collect();
         moved += registered - me.changes.added.len();
         if me.changes.added.len() < registered
             && let Err(e) = me.save_changes()

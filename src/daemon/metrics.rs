@@ -248,7 +248,7 @@ impl ExporterMetrics {
             other_shard: register(
                 r,
                 "durable_exporter_other_shard_executions_total",
-                "Executions heard of that hash to another replica (shard.*) and are left to it, by where they came from (api, discovered, chained_invoke, config).",
+                "Executions heard of that hash to another replica (shard.*) and are left to it, by where they came from (api, discovered, chained_invoke, config, status_event; checkpoint: let go after a change of shard.count).",
                 Family::default(),
             ),
             status_events: register(

@@ -330,8 +330,9 @@ impl<K: Clone + Eq + Hash + Ord> Scheduler<K> {
         }
     }
 
-    /// Word from outside that `key` changed: read it at once, before anything merely due,
-    /// unless a read is in flight (its answer is at most as old as the news) or it is done.
+    /// Word from outside that `key` changed: read it now (due at `now`, whatever its planned
+    /// read), unless a read is in flight (its answer is at most as old as the news) or it is
+    /// done.
     /// False when nothing was planned.
     pub fn news(&mut self, key: &K, now: Ms) -> bool {
         match self.entries.get(key) {

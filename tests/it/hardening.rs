@@ -85,26 +85,6 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
-/// Polls `check` every 50 ms until it gives Some, or panics with `what` and the daemon's log.
-async fn eventually<T, F, Fut>(d: &Daemon, within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}\n{}",
-            d.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The exit status of a daemon that is expected to stop by itself within `within`.
 async fn exit_of(d: &mut Daemon, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
@@ -505,20 +485,20 @@ async fn slow_clients_are_cut_off_and_starve_nothing() {
         last_close - opened
     );
     // The listener's connection gauge is back to the scrape itself and little more.
-    let open: f64 = eventually(
-        &d,
-        Duration::from_secs(5),
-        "the connection gauge to drop",
-        || async {
-            let body = request(s.http, "GET", "/metrics", &[], "").await?.body;
-            series(
-                &body,
-                "durable_exporter_http_connections{listener=\"http\"}",
-            )
-            .filter(|n| *n <= 3.0)
-        },
-    )
-    .await;
+    let open: f64 = d
+        .eventually(
+            Duration::from_secs(5),
+            "the connection gauge to drop",
+            || async {
+                let body = request(s.http, "GET", "/metrics", &[], "").await?.body;
+                series(
+                    &body,
+                    "durable_exporter_http_connections{listener=\"http\"}",
+                )
+                .filter(|n| *n <= 3.0)
+            },
+        )
+        .await;
     assert!(open >= 1.0, "the scrape's own connection counts: {open}");
     // Those beyond the limit were closed at once, and counted.
     let refused = metric(
@@ -611,13 +591,11 @@ async fn web_configs_give_tls_basic_auth_and_client_certificates() {
     );
     let mut d = Daemon::spawn(&s, 1, LogFormat::Text);
     let tls = tls_client(&pki.ca_pem, None);
-    let healthz = eventually(
-        &d,
-        Duration::from_secs(15),
-        "/healthz over HTTPS",
-        || async { https(&tls, s.http, "GET", "/healthz", &[]).await.ok() },
-    )
-    .await;
+    let healthz = d
+        .eventually(Duration::from_secs(15), "/healthz over HTTPS", || async {
+            https(&tls, s.http, "GET", "/healthz", &[]).await.ok()
+        })
+        .await;
     assert!(alive(&mut d));
     // Probes need no credentials.
     assert_eq!(healthz.status, 200, "{}", healthz.body);
@@ -719,8 +697,7 @@ async fn web_configs_give_tls_basic_auth_and_client_certificates() {
         }
     }
     // Both refusals counted (the count may follow the alert by a moment).
-    eventually(
-        &d,
+    d.eventually(
         Duration::from_secs(5),
         "two TLS failures counted on api",
         || async {
@@ -851,15 +828,16 @@ async fn a_full_checkpoint_disk_pauses_the_export_and_loses_nothing() {
     for (a, e) in &execs {
         fake.reveal(a, 2 * e.len() / 3);
     }
-    let reasons = eventually(&d, Duration::from_secs(15), "/readyz to say 503", || {
-        // Space a rename gave back is taken again.
-        fill(&mut filler);
-        async {
-            let r = request(s.http, "GET", "/readyz", &[], "").await?;
-            (r.status == 503).then_some(r.body)
-        }
-    })
-    .await;
+    let reasons = d
+        .eventually(Duration::from_secs(15), "/readyz to say 503", || {
+            // Space a rename gave back is taken again.
+            fill(&mut filler);
+            async {
+                let r = request(s.http, "GET", "/readyz", &[], "").await?;
+                (r.status == 503).then_some(r.body)
+            }
+        })
+        .await;
     let at_503 = spans_received(&receiver);
     assert!(reasons.contains("checkpoint"), "{reasons}");
     assert_eq!(
@@ -981,16 +959,12 @@ async fn a_collector_that_never_answers_makes_the_daemon_unready() {
     let started = Instant::now();
     let first = request(s.http, "GET", "/readyz", &[], "").await.unwrap();
     assert_eq!(first.status, 200, "ready at the start: {}", first.body);
-    let reasons = eventually(
-        &d,
-        Duration::from_secs(10),
-        "/readyz to say 503",
-        || async {
+    let reasons = d
+        .eventually(Duration::from_secs(10), "/readyz to say 503", || async {
             let r = request(s.http, "GET", "/readyz", &[], "").await?;
             (r.status == 503).then_some(r.body)
-        },
-    )
-    .await;
+        })
+        .await;
     let after = started.elapsed();
     assert!(reasons.contains("collector"), "{reasons}");
     // Reads went on: it is the collector, not the API, that is not answering.
@@ -1048,16 +1022,12 @@ async fn an_idle_daemon_stays_ready_and_an_api_that_stops_answering_does_not() {
         .await
         .unwrap();
     assert_eq!(r.status, 201, "{}", r.body);
-    let reasons = eventually(
-        &d,
-        Duration::from_secs(10),
-        "/readyz to say 503",
-        || async {
+    let reasons = d
+        .eventually(Duration::from_secs(10), "/readyz to say 503", || async {
             let r = request(s.http, "GET", "/readyz", &[], "").await?;
             (r.status == 503).then_some(r.body)
-        },
-    )
-    .await;
+        })
+        .await;
     assert!(reasons.contains("durable-execution API"), "{reasons}");
     d.kill9();
 }
@@ -1199,8 +1169,7 @@ async fn sighup_reloads_what_it_can_and_survives_what_it_cannot() {
         .await
             >= first_success
     );
-    eventually(
-        &d,
+    d.eventually(
         Duration::from_secs(10),
         "debug lines after the reload",
         || {
@@ -1218,8 +1187,7 @@ async fn sighup_reloads_what_it_can_and_survives_what_it_cannot() {
     // A config that does not parse: the running one stays.
     std::fs::write(&s.config, "poll:\n  interval: [5s\n").unwrap();
     d.signal("-HUP");
-    eventually(
-        &d,
+    d.eventually(
         Duration::from_secs(10),
         "the failed reload to show",
         || async {
@@ -1254,7 +1222,7 @@ async fn sighup_reloads_what_it_can_and_survives_what_it_cannot() {
         "log:\n  level: debug\n",
     );
     d.signal("-HUP");
-    eventually(&d, Duration::from_secs(10), "the restart warning", || {
+    d.eventually(Duration::from_secs(10), "the restart warning", || {
         let logs = d.logs();
         async move {
             logs.lines()

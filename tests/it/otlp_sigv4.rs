@@ -30,11 +30,10 @@ use durable_exporter::trace::TraceOptions;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 use sha2::Digest as _;
-use tokio::time::Instant;
 
 use crate::common::daemon::{
-    BIN, Daemon, LogFormat, add_all, all_finished, assert_exact, executions, expected, metric,
-    setup, spans_of, wait_for,
+    BIN, Daemon, LogFormat, add_all, all_finished, assert_exact, eventually, executions, expected,
+    metric, setup, spans_of, wait_for,
 };
 use crate::common::http::request;
 use durable_exporter::sim::scripted::ScriptedApi;
@@ -215,30 +214,6 @@ fn check_accepted(records: &[Record], region: &str, gzip: bool) -> Vec<ExportTra
         );
     }
     accepted.iter().map(|r| r.request()).collect()
-}
-
-async fn eventually<T, F, Fut>(
-    within: Duration,
-    what: &str,
-    logs: impl Fn() -> String,
-    mut check: F,
-) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -147,6 +147,17 @@ async fn replicas_split_the_executions_and_export_each_span_once() {
         "only its own checkpoints stay ({before} before): {on_disk:?}"
     );
     assert!(d0.logs().contains("hash to another replica now are let go"));
+    let let_go = parse(&scrape(s0.http).await).value(
+        "durable_exporter_other_shard_executions_total",
+        &[("source", "checkpoint")],
+    );
+    let had = owned(0, 2);
+    let kept = owned(0, 3);
+    assert_eq!(
+        let_go,
+        had.difference(&kept).count() as f64,
+        "each let-go checkpoint counted"
+    );
     let (got, _) = received(&receiver);
     assert_exact(&expected(&execs), &got);
     assert!(d0.terminate(Duration::from_secs(25)).await.success());

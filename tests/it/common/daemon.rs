@@ -247,6 +247,15 @@ impl Daemon {
         Daemon { child, log }
     }
 
+    /// [`eventually`], with this daemon's log in the panic.
+    pub async fn eventually<T, F, Fut>(&self, within: Duration, what: &str, check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        eventually(within, what, || self.logs(), check).await
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
@@ -365,6 +374,32 @@ pub async fn views(addr: SocketAddr) -> Option<Views> {
             })
             .collect(),
     )
+}
+
+/// Polls `check` every 50 ms until it gives Some, or panics with `what` and `logs()` (the
+/// daemon's log, say) after `within`.
+pub async fn eventually<T, F, Fut>(
+    within: Duration,
+    what: &str,
+    logs: impl Fn() -> String,
+    mut check: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Polls the daemon's API until `cond` holds, and returns the views that satisfied it; panics
