@@ -36,6 +36,11 @@ pub struct Cursor {
     /// When (wall clock, ms) the end was acknowledged: retention counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<i64>,
+    /// The last invocation drawn before the event after its InvocationCompleted
+    /// (`Pipeline::settle`) whose span the collector acknowledged: a restart that rebuilds
+    /// the fold up to `last_event_id` settles it again without drawing it twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_invocation: Option<u32>,
     /// The fold (open operations, invocation state) exactly at `last_event_id`, so a restart
     /// resumes from `marker` instead of re-reading the history from the start. Absent when the
     /// daemon had read further than the collector acknowledged; a snapshot that does not read

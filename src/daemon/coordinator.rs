@@ -17,7 +17,7 @@ use super::checkpoint::{CheckpointStore, Cursor, Forgotten, TrackingChanges, Wri
 use super::exporter::{Ack, ExportJob};
 use super::lambda::{ApiError, Description, ErrorKind, Lambda, Listed, Pages};
 use super::metrics::{ExporterMetrics, ResultLabel, SourceLabel, StateLabel};
-use super::schedule::{Ms, Policy, Reason, Scheduler, Waiting};
+use super::schedule::{Mode, Ms, Policy, Reason, Scheduler, Waiting};
 use crate::arn::{ExecutionArn, FunctionParts};
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -49,6 +49,13 @@ const RESUME_GRACE: Duration = Duration::from_secs(1);
 /// Fresh mode: the time scale of a suspended execution's target interval, `poll.interval` ×
 /// √(1 + suspended / HAZARD) (callbacks are mostly answered within a minute or two).
 const HAZARD: Duration = Duration::from_secs(60);
+/// An invocation is settled (drawn as having suspended the execution, `Pipeline::settle`) by
+/// a read that started at least this long after the end of the read that first found the
+/// history ending at its InvocationCompleted. The service writes the terminal event within
+/// milliseconds of the InvocationCompleted of the invocation that ends the execution (3.3 ms at
+/// most in every captured history), so a history still ending there a read later suspended.
+/// Read against the daemon's own clock only: the service's clock is never compared with it.
+const INVOCATION_SETTLE: Duration = Duration::from_secs(2);
 
 /// Where a tracked execution came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,6 +271,9 @@ struct Tracked {
     probe: bool,
     /// Kept from the fold when it ended (for the list).
     ended: Option<Ended>,
+    /// The pending invocation (its index) and when (the scheduler's clock) the read that first
+    /// found the history ending at its InvocationCompleted ended: [`INVOCATION_SETTLE`].
+    pending_seen: Option<(u32, Ms)>,
 }
 
 /// How many reads a ChainedInvokeStarted without DurableExecutionArn is held back (with the
@@ -284,6 +294,8 @@ enum JobResult {
 }
 
 struct PollOutcome {
+    /// When the poll began (its requests went out at or after this).
+    started: Instant,
     /// New events in EventId order, each with the index of its page in `markers`.
     events: Vec<(Event, usize)>,
     /// The marker each page was read with (None: the first page).
@@ -575,6 +587,7 @@ impl Coordinator {
                 if let Some(ms) = cursor.execution_start_ms {
                     p.set_execution_start(Timestamp::from_millis(ms));
                 }
+                p.resettle(cursor.settled_invocation);
                 (Some(p), cursor.last_event_id, cursor.marker.clone())
             }
             None => (None, 0, None),
@@ -601,6 +614,7 @@ impl Coordinator {
             page_events: 0,
             probe: true,
             ended: None,
+            pending_seen: None,
         };
         let mut t = t;
         t.labels = crate::metrics::Fq::of(&arn, t.cursor.function_arn.as_deref());
@@ -1015,6 +1029,11 @@ impl Coordinator {
             return;
         }
         let now = self.mono(Instant::now());
+        // Cut short by the buffer's room, or a held-back event: the read did not see the end.
+        let cut_short = o.truncated && new_events;
+        if !(cut_short || held) {
+            self.settle_if_quiet(&arn, self.mono(o.started), now);
+        }
         if first_seen {
             self.tracked.get_mut(&arn).expect("present").last_news = now;
         } else if let Some(t) = self.tracked.get(&arn) {
@@ -1023,21 +1042,21 @@ impl Coordinator {
         let Some(t) = self.tracked.get(&arn) else {
             return;
         };
-        if o.truncated && new_events {
-            // Cut short by the buffer's room: go on as soon as there is room again.
+        if cut_short {
+            // Go on as soon as there is room again.
             self.schedule.again_at(&arn, now, Reason::Running);
         } else if held {
             // Read the held-back event again soon, whatever the fold waits for.
             let at = now + CHAINED_INVOKE_HOLD.as_millis() as Ms;
             self.schedule.again_at(&arn, at, Reason::Running);
         } else {
-            let waiting = self.waiting(t);
+            let waiting = self.waiting(t, now);
             self.schedule.read(&arn, now, first_seen, waiting);
         }
     }
 
     /// What the execution waits for now, as its fold says: the scheduler's input.
-    fn waiting(&self, t: &Tracked) -> Waiting {
+    fn waiting(&self, t: &Tracked, now: Ms) -> Waiting {
         let Some(fold) = t.fold.as_ref().map(Pipeline::execution) else {
             // Read, but no event yet (an execution that has not started).
             return Waiting::Running;
@@ -1050,12 +1069,84 @@ impl Coordinator {
             return Waiting::Running;
         }
         let next = fold.next_change().map(|at| self.mono_at_wall(at));
+        // Fresh mode reads again to settle a pending invocation, at the first moment it can
+        // (a known time is read a grace after it, so it is given a grace earlier), before a
+        // known time still ahead and instead of the back-off from one already past; economy
+        // settles it at whatever read comes next.
+        let grace = RESUME_GRACE.as_millis() as Ms;
+        let settle = match (self.config.poll.mode, t.pending_seen) {
+            (Mode::Fresh, Some((_, seen))) => {
+                Some((seen + INVOCATION_SETTLE.as_millis() as Ms).saturating_sub(grace))
+            }
+            _ => None,
+        };
+        let sooner = |a: Option<Ms>| match (a, settle) {
+            (Some(a), Some(s)) if a.saturating_add(grace) > now => Some(a.min(s)),
+            (a, s) => s.or(a),
+        };
         match next {
-            Some(at) if fold.waits_only_for_known_times() => Waiting::At(at),
+            Some(at) if fold.waits_only_for_known_times() => {
+                Waiting::At(sooner(Some(at)).unwrap_or(at))
+            }
             until => Waiting::Unknown {
                 since: t.last_news,
-                until,
+                until: sooner(until),
             },
+        }
+    }
+
+    /// After a read that reached the end of the history: settles the pending invocation when
+    /// the read started at least [`INVOCATION_SETTLE`] after the end of the read that first
+    /// found the history ending at its InvocationCompleted, and sends its span; otherwise
+    /// remembers when it was first found.
+    fn settle_if_quiet(&mut self, arn: &Arc<str>, started: Ms, now: Ms) {
+        let Some(t) = self.tracked.get_mut(arn) else {
+            return;
+        };
+        let pending = t
+            .fold
+            .as_ref()
+            .and_then(|p| p.execution().pending_invocation())
+            .map(|i| i.index);
+        let Some(index) = pending else {
+            t.pending_seen = None;
+            return;
+        };
+        match t.pending_seen {
+            Some((i, seen))
+                if i == index && started >= seen + INVOCATION_SETTLE.as_millis() as Ms => {}
+            Some((i, _)) if i == index => return,
+            _ => {
+                t.pending_seen = Some((index, now));
+                return;
+            }
+        }
+        t.pending_seen = None;
+        let pipeline = t.fold.as_mut().expect("pending");
+        let mut found = Found::default();
+        let target = MetricsTarget {
+            metrics: &self.metrics,
+            labels: &t.labels,
+        };
+        let settled = pipeline.settle(Some(target), &mut found);
+        for a in &found.anomalies {
+            report_anomaly(&self.exporter_metrics, arn, a);
+        }
+        let job = ExportJob {
+            arn: arn.clone(),
+            resource: t.resource.clone(),
+            spans: pipeline.take_spans(),
+            through_event_id: t.read_through,
+            marker: t.read_marker.clone(),
+            settled,
+        };
+        t.unacked_jobs += 1;
+        self.buffered_spans += job.spans.len();
+        self.exporter_metrics
+            .buffered
+            .set(self.buffered_spans as i64);
+        if let Some(tx) = &self.export_tx {
+            let _ = tx.send(job);
         }
     }
 
@@ -1108,6 +1199,7 @@ impl Coordinator {
             spans,
             through_event_id,
             marker: marker.clone(),
+            settled: None,
         };
         for (e, page) in events {
             if e.id <= t.read_through {
@@ -1121,6 +1213,8 @@ impl Coordinator {
                 // find the chained-invoke children again), nothing else.
                 pipeline.replay(&e, &mut found);
             } else {
+                // An invocation settled before a restart is not drawn again by this event.
+                pipeline.resettle(t.cursor.settled_invocation);
                 counters.events.inc();
                 let target = MetricsTarget {
                     metrics: &self.metrics,
@@ -1140,6 +1234,7 @@ impl Coordinator {
                 children.append(&mut found.children);
             }
         }
+        pipeline.resettle(t.cursor.settled_invocation);
         // The rest, and the position itself (events that drew no span still move it).
         let cut = jobs.last().map_or(acked, |j| j.through_event_id);
         if t.read_through > cut {
@@ -1202,11 +1297,19 @@ impl Coordinator {
             return;
         };
         t.unacked_jobs = t.unacked_jobs.saturating_sub(1);
-        if ack.through_event_id <= t.cursor.last_event_id {
+        let settled = ack
+            .settled
+            .filter(|s| t.cursor.settled_invocation.is_none_or(|c| *s > c));
+        if ack.through_event_id <= t.cursor.last_event_id && settled.is_none() {
             return;
         }
-        t.cursor.last_event_id = ack.through_event_id;
-        t.cursor.marker = ack.marker;
+        if ack.through_event_id > t.cursor.last_event_id {
+            t.cursor.last_event_id = ack.through_event_id;
+            t.cursor.marker = ack.marker;
+        }
+        if settled.is_some() {
+            t.cursor.settled_invocation = settled;
+        }
         let quiescent = t.unacked_jobs == 0 && t.read_through == t.cursor.last_event_id;
         let finished = quiescent && t.fold.as_ref().is_some_and(|p| p.execution().is_finished());
         let snapshot = match &t.fold {
@@ -1684,6 +1787,7 @@ async fn poll(lambda: &Lambda, arn: &str, look: Look) -> PollOutcome {
         probe,
     } = look;
     let mut out = PollOutcome {
+        started: Instant::now(),
         events: Vec::new(),
         markers: Vec::new(),
         marker_fallback: false,

@@ -27,6 +27,9 @@ pub struct ExportJob {
     pub through_event_id: u64,
     /// The marker of the page that held `through_event_id`.
     pub marker: Option<String>,
+    /// The job carries the span of this invocation, settled at `through_event_id`
+    /// (`Pipeline::settle`): once acknowledged, a restart must not draw it again.
+    pub settled: Option<u32>,
 }
 
 /// The collector accepted every span up to and including this job.
@@ -35,6 +38,7 @@ pub struct Ack {
     pub arn: Arc<str>,
     pub through_event_id: u64,
     pub marker: Option<String>,
+    pub settled: Option<u32>,
     pub spans: usize,
     /// On a batch's last ack: answered once the coordinator wrote the checkpoints the batch
     /// moved. The next batch waits for it, so a crash repeats at most the batch in flight.
@@ -143,6 +147,7 @@ pub async fn run(
                 arn: j.arn,
                 through_event_id: j.through_event_id,
                 marker: j.marker,
+                settled: j.settled,
                 persisted: if i == last { persisted.take() } else { None },
             });
         }

@@ -365,11 +365,15 @@ pub enum AnomalyKind {
     /// A time before 1970 or after 2262, which a span cannot carry: kept as read, clamped in
     /// spans.
     TimestampOutOfRange,
+    /// The execution succeeded or failed right after an invocation that was drawn as having
+    /// suspended it (settled after a quiet read, `state::Execution::settle_invocation`): its
+    /// Invocation span says PENDING or RETRYING where the history says it ended the execution.
+    SettledInvocationEnded,
 }
 
 impl AnomalyKind {
     /// Every kind, in the order docs/TRACE_MODEL.md lists them.
-    pub const ALL: [AnomalyKind; 13] = [
+    pub const ALL: [AnomalyKind; 14] = [
         AnomalyKind::UnknownEventType,
         AnomalyKind::DuplicateEvent,
         AnomalyKind::ConflictingDuplicateEvent,
@@ -383,6 +387,7 @@ impl AnomalyKind {
         AnomalyKind::AfterTerminal,
         AnomalyKind::NoExecutionStarted,
         AnomalyKind::TimestampOutOfRange,
+        AnomalyKind::SettledInvocationEnded,
     ];
 
     /// The kind as logs show it (`kind=...`).
@@ -401,6 +406,7 @@ impl AnomalyKind {
             AnomalyKind::AfterTerminal => "after_terminal",
             AnomalyKind::NoExecutionStarted => "no_execution_started",
             AnomalyKind::TimestampOutOfRange => "timestamp_out_of_range",
+            AnomalyKind::SettledInvocationEnded => "settled_invocation_ended",
         }
     }
 }

@@ -121,7 +121,7 @@ impl ScriptedExecution {
 
     /// Shows only the first `n` events (clamped to the history's length).
     pub fn with_visible(mut self, n: usize) -> Self {
-        self.visible = n.min(self.events.len());
+        self.visible = written_together(&self.events, n);
         self
     }
 
@@ -547,6 +547,17 @@ fn exec_function(x: &ScriptedExecution) -> (Option<String>, String) {
 // ---------------------------------------------------------------------------------------------
 // The handle.
 
+/// `n` events clamped to the history, one more when the `n`-th is an InvocationCompleted the
+/// execution's success or failure follows: the service writes the two together.
+fn written_together(events: &[Value], n: usize) -> usize {
+    let n = n.min(events.len());
+    let kind = |i: usize| events.get(i).and_then(|e| e["EventType"].as_str());
+    match (n.checked_sub(1).and_then(kind), kind(n)) {
+        (Some("InvocationCompleted"), Some("ExecutionSucceeded" | "ExecutionFailed")) => n + 1,
+        _ => n,
+    }
+}
+
 /// A running simulator serving a scripted source on 127.0.0.1. Clones share one server; it
 /// stops when the last clone is dropped or on [`ScriptedApi::stop`]. Derefs to the
 /// [`SimHandle`] (faults, the request log, waiting on it).
@@ -656,10 +667,12 @@ impl ScriptedApi {
     }
 
     /// Makes the first `n` events visible (clamped to the history's length). Panics when that
-    /// would hide events already shown: the history only grows.
+    /// would hide events already shown: the history only grows. Like the service, which writes
+    /// an execution's success or failure within milliseconds of the InvocationCompleted before
+    /// it, never shows one of those InvocationCompleted events without the end after it.
     pub fn reveal(&self, arn: &str, n: usize) {
         self.with_execution(arn, |x| {
-            let n = n.min(x.events.len());
+            let n = written_together(&x.events, n);
             assert!(
                 n >= x.visible,
                 "scripted API: reveal({arn}, {n}) would hide events ({} visible)",
@@ -669,10 +682,11 @@ impl ScriptedApi {
         });
     }
 
-    /// Makes `k` more events visible; returns how many are visible now.
+    /// Makes `k` more events visible (see [`ScriptedApi::reveal`]); returns how many are
+    /// visible now.
     pub fn reveal_more(&self, arn: &str, k: usize) -> usize {
         self.with_execution(arn, |x| {
-            x.visible = (x.visible + k).min(x.events.len());
+            x.visible = written_together(&x.events, x.visible + k);
             x.visible
         })
     }

@@ -13,7 +13,8 @@
 //! - Events between two InvocationCompleted events belong to one Lambda invocation (replay),
 //!   numbered from 1. An invocation's status is known only from the event after its
 //!   InvocationCompleted (the terminal event or more work), so [`Transition::InvocationEnded`]
-//!   comes with that next event.
+//!   comes with that next event, or earlier when the shell says the history still ended at
+//!   the InvocationCompleted well after it ([`Execution::settle_invocation`]).
 //! - When the execution ends, operations still open are finished as `unfinished` at the
 //!   terminal event's time, so every parent span exists.
 
@@ -393,6 +394,10 @@ pub struct Execution {
     /// The end of the previous invocation (or the execution start).
     last_invocation_end: Option<Timestamp>,
     pending_invocation: Option<PendingInvocation>,
+    /// The last invocation was settled ([`Execution::settle_invocation`]) and no event came
+    /// since: the next one is checked against it.
+    #[serde(default)]
+    settled: bool,
     /// A suspension that began at an InvocationCompleted and has not been closed yet.
     #[serde(with = "waiting_since")]
     open_suspension: Option<(Timestamp, Vec<&'static str>)>,
@@ -486,6 +491,7 @@ impl Execution {
             invocation: 1,
             last_invocation_end: None,
             pending_invocation: None,
+            settled: false,
             open_suspension: None,
             first_event_since_invocation: None,
             work_since_invocation: false,
@@ -912,22 +918,46 @@ impl Execution {
 
     /// Resolves the status of the invocation that completed just before `e`.
     fn resolve_pending_invocation(&mut self, e: &Event, obs: &mut impl Observer) {
-        let Some(PendingInvocation {
-            mut invocation,
-            waiting_for,
-        }) = self.pending_invocation.take()
-        else {
+        let terminal = matches!(
+            e.details,
+            EventDetails::ExecutionSucceeded { .. } | EventDetails::ExecutionFailed { .. }
+        );
+        if std::mem::take(&mut self.settled) && terminal {
+            self.anomaly(
+                obs,
+                e.id,
+                AnomalyKind::SettledInvocationEnded,
+                format!(
+                    "invocation {} was drawn as suspended, but {} followed its InvocationCompleted",
+                    self.invocation - 1,
+                    e.details.event_type()
+                ),
+            );
+        }
+        let Some(pending) = self.pending_invocation.take() else {
             return;
         };
-        let failed = invocation.error.is_some();
-        invocation.status = match &e.details {
+        let failed = pending.invocation.error.is_some();
+        let status = match &e.details {
             EventDetails::ExecutionSucceeded { .. } if !failed => InvocationStatus::Succeeded,
-            EventDetails::ExecutionSucceeded { .. } | EventDetails::ExecutionFailed { .. } => {
-                InvocationStatus::Failed
-            }
+            _ if terminal => InvocationStatus::Failed,
             _ if failed => InvocationStatus::Retrying,
             _ => InvocationStatus::Pending,
         };
+        self.end_invocation(pending, status, obs);
+    }
+
+    fn end_invocation(
+        &mut self,
+        pending: PendingInvocation,
+        status: InvocationStatus,
+        obs: &mut impl Observer,
+    ) {
+        let PendingInvocation {
+            mut invocation,
+            waiting_for,
+        } = pending;
+        invocation.status = status;
         obs.observe(Transition::InvocationEnded(&invocation));
         if !matches!(
             invocation.status,
@@ -935,6 +965,32 @@ impl Execution {
         ) {
             self.open_suspension = Some((invocation.end, waiting_for));
         }
+    }
+
+    /// The invocation that completed last and waits for the next event to learn its status.
+    pub fn pending_invocation(&self) -> Option<&Invocation> {
+        self.pending_invocation.as_ref().map(|p| &p.invocation)
+    }
+
+    /// The shell's word that the history still ended at the pending invocation's
+    /// InvocationCompleted when read well after it. The service writes ExecutionSucceeded or
+    /// ExecutionFailed within milliseconds after the InvocationCompleted of the invocation
+    /// that ends the execution, so this invocation suspended it: it ends now as PENDING
+    /// (RETRYING when it failed), and the suspension begins, instead of both waiting for the
+    /// next event (a wait of up to a year). Returns the invocation's index; None when no
+    /// invocation was pending. Should the next event end the execution after all, it is
+    /// reported ([`AnomalyKind::SettledInvocationEnded`]).
+    pub fn settle_invocation(&mut self, obs: &mut impl Observer) -> Option<u32> {
+        let pending = self.pending_invocation.take()?;
+        let index = pending.invocation.index;
+        let status = if pending.invocation.error.is_some() {
+            InvocationStatus::Retrying
+        } else {
+            InvocationStatus::Pending
+        };
+        self.end_invocation(pending, status, obs);
+        self.settled = true;
+        Some(index)
     }
 
     fn invocation_completed(

@@ -4,7 +4,7 @@
 //! | span | name | parent | emitted when |
 //! |---|---|---|---|
 //! | Workflow | `Workflow` | none, or the caller's remote parent | the execution ends |
-//! | Invocation | `Invocation` | Workflow | the event after its InvocationCompleted |
+//! | Invocation | `Invocation` | Workflow | the event after its InvocationCompleted, or settling |
 //! | operation | Name, else type | its ParentId's span, else Workflow | the operation ends |
 //! | attempt | `<name> attempt N` | its step | the attempt ends |
 //! | back-off | `<name> back-off N` | its step | the next attempt starts |

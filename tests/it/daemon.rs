@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::common::daemon::*;
 use crate::common::http::free_port;
+use durable_exporter::history::EventDetails;
 use durable_exporter::sim::scripted::{Faults, GET_HISTORY, ScriptedApi};
 use serde_json::Value;
 
@@ -178,6 +179,116 @@ async fn restarts_lose_nothing_and_repeat_at_most_a_batch() {
     );
     let status = d.terminate(Duration::from_secs(25)).await;
     assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_invocation_is_drawn_within_seconds_and_once_across_a_kill() {
+    // An execution suspended (on a callback, a wait, a chained invoke): its history ends at an
+    // InvocationCompleted and may stay so for hours. Its Invocation span comes a read later,
+    // seconds after, not with the next event, at whatever `poll.interval`.
+    let fake = ScriptedApi::start().await;
+    let receiver = crate::common::otlp::grpc().await;
+    let execs = executions(1, 60);
+    let (a, events) = &execs[0];
+    let ics: Vec<usize> = (0..events.len() - 1)
+        .filter(|&i| matches!(events[i].details, EventDetails::InvocationCompleted { .. }))
+        .collect();
+    assert!(ics.len() >= 3, "{} invocations", ics.len());
+    let (k, ic) = (2, ics[1]);
+    add_all_visible(&fake, &execs, ic + 1);
+    let s = setup(
+        &fake,
+        receiver.addr,
+        &arns(&execs),
+        "poll:\n  interval: 20s\n  max_interval: 5m\n",
+    );
+    let expected = expected(&execs);
+    let invocation = |k: u64| {
+        expected
+            .values()
+            .find(|s| {
+                s.name == "Invocation"
+                    && s.attributes.iter().any(|a| {
+                        a.starts_with("durable.invocation.index=")
+                            && a.contains(&format!("IntValue({k})"))
+                    })
+            })
+            .unwrap_or_else(|| panic!("no invocation {k}"))
+    };
+    let second = invocation(k);
+    assert!(
+        second
+            .attributes
+            .iter()
+            .any(|a| a.starts_with("durable.invocation.status=") && a.contains("PENDING")),
+        "{second:?}"
+    );
+
+    let d = Daemon::start_json(&s, 1).await;
+    let started = tokio::time::Instant::now();
+    let got = d
+        .eventually(Duration::from_secs(15), "invocation 2", || async {
+            let (got, _) = received(&receiver);
+            got.contains_key(&second.span_id).then_some(got)
+        })
+        .await;
+    // Drawn as it will be once the next event is read, long before the next regular read.
+    assert_eq!(&got[&second.span_id], second);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(
+        fake.visible(a),
+        ic + 1,
+        "the history did not grow meanwhile"
+    );
+    // Acknowledged and on disk: the cursor says which invocation was settled.
+    d.eventually(
+        Duration::from_secs(10),
+        "the settled invocation persisted",
+        || async {
+            s.cursor(a)
+                .filter(|(_, c)| c["settled_invocation"] == k)
+                .map(|_| ())
+        },
+    )
+    .await;
+    d.kill9();
+    let before_restart = receiver.requests().len();
+
+    // The restart neither draws it again nor waits for it: the rest of the history, exactly.
+    fake.reveal_all(a);
+    let d = Daemon::start_json(&s, 2).await;
+    wait_for(
+        &d,
+        s.api,
+        Duration::from_secs(30),
+        "the execution to end",
+        all_finished(&execs),
+    )
+    .await;
+    let requests = receiver.requests();
+    let (got, _) = spans_of(&requests);
+    assert_exact(&expected, &got);
+    let times = |requests: &[_]| {
+        crate::common::otlp::flatten(requests)
+            .0
+            .iter()
+            .filter(|s| s.span_id == second.span_id)
+            .count()
+    };
+    let (first_run, second_run) = (
+        times(&requests[..before_restart]),
+        times(&requests[before_restart..]),
+    );
+    assert_eq!(
+        (first_run, second_run),
+        (1, 0),
+        "invocation 2 sent (before, after) the restart\n{}\n{}",
+        std::fs::read_to_string(s.dir.path().join("daemon-1.log")).unwrap_or_default(),
+        d.logs()
+    );
+    eprintln!("invocation 2 arrived {took:?} after the start");
+    assert!(d.terminate(Duration::from_secs(25)).await.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
