@@ -142,6 +142,9 @@ pub struct CorruptFile {
     pub reason: String,
 }
 
+/// How a checkpoint file being written (then renamed into place) is named.
+const TMP_PREFIX: &str = ".tmp-";
+
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
     dir: PathBuf,
@@ -167,7 +170,28 @@ impl CheckpointStore {
                 source: std::io::Error::other(e.to_string()),
             })?;
         let _ = fs::remove_file(probe);
+        store.remove_leftovers(&executions);
         Ok(store)
+    }
+
+    /// Removes the temporary files of writes a crash cut short (never renamed, so never in
+    /// force): without this each kill during a write would leave one behind for good.
+    fn remove_leftovers(&self, executions: &Path) {
+        let Ok(entries) = fs::read_dir(executions) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::debug!(path = %entry.path().display(), "removed an unfinished checkpoint write")
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove an unfinished checkpoint write")
+                    }
+                }
+            }
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -266,7 +290,7 @@ impl CheckpointStore {
                 .map_err(|e| err(std::io::Error::other(e)))?;
             let parent = path.parent().unwrap_or(&self.dir);
             let mut tmp = tempfile::Builder::new()
-                .prefix(".tmp-")
+                .prefix(TMP_PREFIX)
                 .tempfile_in(parent)
                 .map_err(err)?;
             tmp.write_all(&body).map_err(err)?;
@@ -346,7 +370,7 @@ impl CheckpointStore {
         };
         let parent = path.parent().unwrap_or(&self.dir);
         let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix(TMP_PREFIX)
             .tempfile_in(parent)
             .map_err(err)?;
         tmp.write_all(body).map_err(err)?;
@@ -582,6 +606,27 @@ mod tests {
         store.remove("arn:a").unwrap();
         store.remove("arn:never").unwrap();
         assert_eq!(store.load_all(false).unwrap().0, vec![cursor("arn:b/x", 9)]);
+    }
+
+    #[test]
+    fn unfinished_writes_are_removed_at_open_and_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        store.save(&cursor("arn:kept", 3)).unwrap();
+        // A crash between writing a temporary file and renaming it.
+        let unfinished = cursor("arn:kept", 9);
+        let executions = dir.path().join("executions");
+        let tmp = executions.join(format!("{TMP_PREFIX}abc123"));
+        fs::write(
+            &tmp,
+            serde_json::to_vec(&CursorFile::V1(unfinished)).unwrap(),
+        )
+        .unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        assert!(!tmp.exists());
+        let (cursors, corrupt) = store.load_all(false).unwrap();
+        assert!(corrupt.is_empty(), "{corrupt:?}");
+        assert_eq!(cursors, vec![cursor("arn:kept", 3)]);
     }
 
     #[test]

@@ -46,11 +46,17 @@ impl Setup {
         self.dir.path().join("checkpoints")
     }
 
-    /// Every file under `<checkpoint.dir>/executions`.
+    /// Every file under `<checkpoint.dir>/executions` but a write in progress.
     pub fn checkpoint_files(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(self.checkpoints().join("executions"))
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
+        // What the daemon reads back: not a `.tmp-*` file a write has not renamed yet (a kill
+        // then leaves the old cursor in force).
+        v.retain(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"))
+        });
         v.sort();
         v
     }
