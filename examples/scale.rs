@@ -74,6 +74,9 @@ struct Args {
     /// poll.page_size.
     #[arg(long, default_value_t = 1000)]
     page_size: u32,
+    /// track.max_executions (left to the daemon's default when not given).
+    #[arg(long)]
+    max_executions: Option<usize>,
     /// Also write the results here as JSON.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -249,10 +252,12 @@ fn start_daemon(
             .collect()
     });
     let config = format!(
-        "aws:\n  region: us-east-1\n  endpoint_url: {}\n  max_requests_per_second: {}\n  max_concurrency: 32\ntrack:\n  functions:\n{}  discovery_interval: 15s\npoll:\n  interval: {}ms\n  max_interval: {}ms\n  page_size: {}\n  adaptive: {}\n{}otlp:\n  endpoint: http://{otlp}\n  protocol: grpc\ncheckpoint:\n  dir: {}\nhttp:\n  listen: {metrics}\n",
+        "aws:\n  region: us-east-1\n  endpoint_url: {}\n  max_requests_per_second: {}\n  max_concurrency: 32\ntrack:\n  functions:\n{}  discovery_interval: 15s\n{}poll:\n  interval: {}ms\n  max_interval: {}ms\n  page_size: {}\n  adaptive: {}\n{}otlp:\n  endpoint: http://{otlp}\n  protocol: grpc\ncheckpoint:\n  dir: {}\nhttp:\n  listen: {metrics}\n",
         sim.endpoint_url(),
         args.rate,
         functions.concat(),
+        args.max_executions
+            .map_or(String::new(), |m| format!("  max_executions: {m}\n")),
         args.interval.as_millis(),
         args.max_interval.as_millis(),
         args.page_size,

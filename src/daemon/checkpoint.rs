@@ -15,7 +15,8 @@ use sha2::{Digest as _, Sha256};
 /// Where one execution's spans have been acknowledged up to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Cursor {
-    pub arn: String,
+    /// Shared with the tracked set's key.
+    pub arn: std::sync::Arc<str>,
     /// The last EventId whose spans the collector acknowledged (0: nothing yet).
     pub last_event_id: u64,
     /// The marker of the page that held `last_event_id` (a shortcut that may expire).
@@ -436,7 +437,7 @@ const WRITE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 /// What is asked and not written yet.
 #[derive(Default)]
 struct Pending {
-    saves: std::collections::BTreeMap<String, Cursor>,
+    saves: std::collections::BTreeMap<std::sync::Arc<str>, Cursor>,
     removed: std::collections::BTreeSet<String>,
     barriers: Vec<tokio::sync::oneshot::Sender<()>>,
 }
@@ -445,11 +446,11 @@ impl Pending {
     fn absorb(&mut self, w: Write) {
         match w {
             Write::Save(c) => {
-                self.removed.remove(&c.arn);
+                self.removed.remove(&*c.arn);
                 self.saves.insert(c.arn.clone(), c);
             }
             Write::Remove(arn) => {
-                self.saves.remove(&arn);
+                self.saves.remove(arn.as_str());
                 self.removed.insert(arn);
             }
             Write::Barrier(b) => self.barriers.push(b),

@@ -235,8 +235,9 @@ struct Tracked {
     arn: Arc<str>,
     source: Source,
     phase: Phase,
-    /// The fold and the span builder; dropped once finished.
-    fold: Option<Pipeline>,
+    /// The fold and the span builder; dropped once finished. Boxed: a finished or unread
+    /// execution (most of a large tracked set) would otherwise carry its 1.2 KB inline.
+    fold: Option<Box<Pipeline>>,
     resource: Arc<Resource>,
     /// Persisted position: acknowledged by the collector.
     cursor: Cursor,
@@ -270,7 +271,7 @@ struct Tracked {
     /// The endpoint answers `ReverseOrder` (probing the tail works).
     probe: bool,
     /// Kept from the fold when it ended (for the list).
-    ended: Option<Ended>,
+    ended: Option<Box<Ended>>,
     /// The pending invocation (its index) and when (the scheduler's clock) the read that first
     /// found the history ending at its InvocationCompleted ended: [`INVOCATION_SETTLE`].
     pending_seen: Option<(u32, Ms)>,
@@ -343,6 +344,8 @@ pub struct Coordinator {
     writer_task: Option<tokio::task::JoinHandle<()>>,
     /// `tracked.json` could not be written and must be again.
     tracking_unsaved: bool,
+    /// One resource per function (and qualifier): every execution of it shares it.
+    resources: HashMap<String, Arc<Resource>>,
 }
 
 impl Coordinator {
@@ -384,6 +387,7 @@ impl Coordinator {
             writer: None,
             writer_task: None,
             tracking_unsaved: false,
+            resources: HashMap::new(),
         };
         let (writer, task) = Writer::spawn(
             me.store.clone(),
@@ -400,7 +404,7 @@ impl Coordinator {
         let shard = me.config.shard.shard();
         let mut moved = 0usize;
         for cursor in cursors {
-            if me.changes.removed.contains(&cursor.arn) {
+            if me.changes.removed.iter().any(|r| **r == *cursor.arn) {
                 let _ = me.store.remove(&cursor.arn);
                 continue;
             }
@@ -495,7 +499,7 @@ impl Coordinator {
         }
         self.insert(
             Cursor {
-                arn: arn.to_owned(),
+                arn: arn.into(),
                 ..Cursor::default()
             },
             source,
@@ -562,7 +566,7 @@ impl Coordinator {
     }
 
     fn insert(&mut self, mut cursor: Cursor, source: Source) {
-        let arn: Arc<str> = Arc::from(cursor.arn.as_str());
+        let arn = cursor.arn.clone();
         let finished = cursor.finished_at_ms.is_some();
         let phase = if finished {
             Phase::Finished
@@ -571,7 +575,7 @@ impl Coordinator {
         } else {
             Phase::Describe
         };
-        let resource = Arc::new(self.resource_for(&cursor));
+        let resource = self.resource_for(&cursor);
         // Resume from the snapshot when it sits exactly at the acknowledged position.
         let restored = match (&cursor.fold, finished) {
             (Some(snapshot), false) => Execution::restore(snapshot)
@@ -588,7 +592,11 @@ impl Coordinator {
                     p.set_execution_start(Timestamp::from_millis(ms));
                 }
                 p.resettle(cursor.settled_invocation);
-                (Some(p), cursor.last_event_id, cursor.marker.clone())
+                (
+                    Some(Box::new(p)),
+                    cursor.last_event_id,
+                    cursor.marker.clone(),
+                )
             }
             None => (None, 0, None),
         };
@@ -627,7 +635,16 @@ impl Coordinator {
 
     /// The execution's resource: its ARN's function, else (emulator ARNs) the function ARN
     /// GetDurableExecution gave.
-    fn resource_for(&self, cursor: &Cursor) -> Resource {
+    /// The execution's resource, shared with every other execution of its function.
+    fn resource_for(&mut self, cursor: &Cursor) -> Arc<Resource> {
+        let resource = self.new_resource(cursor);
+        self.resources
+            .entry(resource.key())
+            .or_insert_with(|| Arc::new(resource))
+            .clone()
+    }
+
+    fn new_resource(&self, cursor: &Cursor) -> Resource {
         let service = self.config.trace.service_name.as_deref();
         let from_arn = FunctionParts::from_execution_arn(&cursor.arn);
         let function = from_arn.or_else(|| {
@@ -931,7 +948,7 @@ impl Coordinator {
                 t.cursor.function_arn = d.function_arn;
                 t.phase = Phase::Live;
                 let cursor = t.cursor.clone();
-                let resource = Arc::new(self.resource_for(&cursor));
+                let resource = self.resource_for(&cursor);
                 let t = self.tracked.get_mut(&arn).expect("present");
                 t.resource = resource;
                 t.labels = crate::metrics::Fq::of(&arn, cursor.function_arn.as_deref());
@@ -1057,7 +1074,7 @@ impl Coordinator {
 
     /// What the execution waits for now, as its fold says: the scheduler's input.
     fn waiting(&self, t: &Tracked, now: Ms) -> Waiting {
-        let Some(fold) = t.fold.as_ref().map(Pipeline::execution) else {
+        let Some(fold) = t.fold.as_deref().map(Pipeline::execution) else {
             // Read, but no event yet (an execution that has not started).
             return Waiting::Running;
         };
@@ -1177,7 +1194,7 @@ impl Coordinator {
             if let Some(ms) = t.cursor.execution_start_ms {
                 p.set_execution_start(Timestamp::from_millis(ms));
             }
-            p
+            Box::new(p)
         });
         let acked = t.cursor.last_event_id;
         // Conflicts about events applied now: not about a replay of exported ones (reported
@@ -1319,13 +1336,13 @@ impl Coordinator {
         if finished {
             let pipeline = t.fold.take().expect("checked");
             let info = pipeline.execution().info();
-            t.ended = Some(Ended {
+            t.ended = Some(Box::new(Ended {
                 start: info.start,
                 end: info.end,
                 operations: info.operations,
                 summary: pipeline.summary().clone(),
                 trace_id: pipeline.tracer().trace_id(),
-            });
+            }));
             let fold = pipeline.into_execution();
             t.cursor.finished_status = Some(fold.info().status.as_str().to_owned());
             t.cursor.finished_at_ms = Some(now_ms());
@@ -1465,7 +1482,7 @@ impl Coordinator {
                 lag = lag.max(r.elapsed().as_secs_f64());
             }
             let fq = &t.labels;
-            let Some(fold) = t.fold.as_ref().map(Pipeline::execution) else {
+            let Some(fold) = t.fold.as_deref().map(Pipeline::execution) else {
                 if t.phase == Phase::Live {
                     m.executions_running.get_or_create(fq).inc();
                 }
