@@ -171,14 +171,16 @@ impl CheckpointStore {
                 source: std::io::Error::other(e.to_string()),
             })?;
         let _ = fs::remove_file(probe);
+        // `tracked.json` is written beside the folder, the cursors in it.
+        store.remove_leftovers(dir);
         store.remove_leftovers(&executions);
         Ok(store)
     }
 
     /// Removes the temporary files of writes a crash cut short (never renamed, so never in
     /// force): without this each kill during a write would leave one behind for good.
-    fn remove_leftovers(&self, executions: &Path) {
-        let Ok(entries) = fs::read_dir(executions) else {
+    fn remove_leftovers(&self, folder: &Path) {
+        let Ok(entries) = fs::read_dir(folder) else {
             return;
         };
         for entry in entries.filter_map(Result::ok) {
@@ -623,8 +625,11 @@ mod tests {
             serde_json::to_vec(&CursorFile::V1(unfinished)).unwrap(),
         )
         .unwrap();
+        let tracking_tmp = dir.path().join(format!("{TMP_PREFIX}def456"));
+        fs::write(&tracking_tmp, b"{\"added\": [").unwrap();
         let store = CheckpointStore::open(dir.path()).unwrap();
         assert!(!tmp.exists());
+        assert!(!tracking_tmp.exists());
         let (cursors, corrupt) = store.load_all(false).unwrap();
         assert!(corrupt.is_empty(), "{corrupt:?}");
         assert_eq!(cursors, vec![cursor("arn:kept", 3)]);

@@ -634,8 +634,7 @@ impl Coordinator {
     }
 
     /// The execution's resource: its ARN's function, else (emulator ARNs) the function ARN
-    /// GetDurableExecution gave.
-    /// The execution's resource, shared with every other execution of its function.
+    /// GetDurableExecution gave; one `Arc` shared by every execution with the same attributes.
     fn resource_for(&mut self, cursor: &Cursor) -> Arc<Resource> {
         let resource = self.new_resource(cursor);
         self.resources
