@@ -130,13 +130,13 @@ impl Pipeline {
         }
     }
 
-    /// Resumes from a fold restored from a checkpoint.
-    pub fn resume(fold: Execution, trace: TraceOptions) -> Self {
+    /// Resumes from a fold restored from a checkpoint, with the summary counted so far.
+    pub fn resume(fold: Execution, trace: TraceOptions, summary: Summary) -> Self {
         let tracer = TraceBuilder::new(Arc::<str>::from(fold.arn()), trace);
         Pipeline {
             fold,
             tracer,
-            summary: Summary::default(),
+            summary,
         }
     }
 

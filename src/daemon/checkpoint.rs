@@ -393,7 +393,11 @@ enum Write {
     Remove(String),
     /// Answered once everything asked before it is on disk.
     Barrier(tokio::sync::oneshot::Sender<()>),
+    /// The fold snapshot of the newest cursor asked or written for this execution.
+    Load(std::sync::Arc<str>, FoldReply),
 }
+
+type FoldReply = tokio::sync::oneshot::Sender<Option<serde_json::Value>>;
 
 /// Writes cursors off the coordinator, in groups: whatever is asked while a group is being
 /// written goes into the next one. A barrier is answered once everything asked before it is on
@@ -431,6 +435,31 @@ impl Writer {
     pub fn barrier(&self, done: tokio::sync::oneshot::Sender<()>) {
         let _ = self.tx.send(Write::Barrier(done));
     }
+
+    /// A handle for tasks that read folds back ([`WeakWriter::load_fold`]) without keeping the
+    /// writer open at shutdown.
+    pub fn downgrade(&self) -> WeakWriter {
+        WeakWriter {
+            tx: self.tx.downgrade(),
+        }
+    }
+}
+
+/// See [`Writer::downgrade`].
+#[derive(Debug, Clone)]
+pub struct WeakWriter {
+    tx: tokio::sync::mpsc::WeakUnboundedSender<Write>,
+}
+
+impl WeakWriter {
+    /// The fold snapshot in the newest cursor of `arn` that was asked to be saved before this
+    /// call: from the writer's queue while it is not on disk yet (or cannot be written), else
+    /// from its file. None when there is none, the file does not read, or the writer stopped.
+    pub async fn load_fold(&self, arn: std::sync::Arc<str>) -> Option<serde_json::Value> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx.upgrade()?.send(Write::Load(arn, tx)).ok()?;
+        rx.await.ok().flatten()
+    }
 }
 
 const WRITE_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(500);
@@ -442,6 +471,8 @@ struct Pending {
     saves: std::collections::BTreeMap<std::sync::Arc<str>, Cursor>,
     removed: std::collections::BTreeSet<String>,
     barriers: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Loads to answer from disk (nothing newer is queued for them).
+    loads: Vec<(std::sync::Arc<str>, FoldReply)>,
 }
 
 impl Pending {
@@ -456,11 +487,36 @@ impl Pending {
                 self.removed.insert(arn);
             }
             Write::Barrier(b) => self.barriers.push(b),
+            Write::Load(arn, reply) => {
+                if let Some(c) = self.saves.get(&arn) {
+                    let _ = reply.send(c.fold.clone());
+                } else if self.removed.contains(&*arn) {
+                    let _ = reply.send(None);
+                } else {
+                    self.loads.push((arn, reply));
+                }
+            }
         }
     }
 
-    fn is_empty(&self) -> bool {
+    /// Nothing to write (loads aside).
+    fn nothing_to_write(&self) -> bool {
         self.saves.is_empty() && self.removed.is_empty() && self.barriers.is_empty()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.nothing_to_write() && self.loads.is_empty()
+    }
+}
+
+/// Answers loads from the files (what is queued was answered when asked).
+fn answer_loads(store: &CheckpointStore, loads: Vec<(std::sync::Arc<str>, FoldReply)>) {
+    for (arn, reply) in loads {
+        let fold = read_cursor(&store.cursor_path(&arn))
+            .ok()
+            .filter(|c| c.arn == arn)
+            .and_then(|c| c.fold);
+        let _ = reply.send(fold);
     }
 }
 
@@ -486,11 +542,18 @@ async fn write_loop(
         while let Ok(w) = rx.try_recv() {
             pending.absorb(w);
         }
+        let loads = std::mem::take(&mut pending.loads);
+        let s = store.clone();
+        if pending.nothing_to_write() {
+            let _ = tokio::task::spawn_blocking(move || answer_loads(&s, loads)).await;
+            continue;
+        }
         let saves: Vec<Cursor> = pending.saves.values().cloned().collect();
         let removed: Vec<String> = pending.removed.iter().cloned().collect();
-        let s = store.clone();
         let written = tokio::task::spawn_blocking(move || {
-            s.write_group(&saves, &removed).map(|()| saves.len())
+            let written = s.write_group(&saves, &removed).map(|()| saves.len());
+            answer_loads(&s, loads);
+            written
         })
         .await
         .unwrap_or_else(|e| {
@@ -633,6 +696,63 @@ mod tests {
         let (cursors, corrupt) = store.load_all(false).unwrap();
         assert!(corrupt.is_empty(), "{corrupt:?}");
         assert_eq!(cursors, vec![cursor("arn:kept", 3)]);
+    }
+
+    fn spawn_writer(store: CheckpointStore) -> (Writer, tokio::task::JoinHandle<()>) {
+        let metrics = super::super::metrics::ExporterMetrics::register(
+            &mut prometheus_client::registry::Registry::default(),
+        );
+        Writer::spawn(store, metrics, Default::default())
+    }
+
+    #[tokio::test]
+    async fn a_fold_loads_back_as_last_asked_from_the_queue_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let with_fold = |id: u64| Cursor {
+            fold: Some(serde_json::json!({ "at": id })),
+            ..cursor("arn:a", id)
+        };
+        // On disk before the writer started.
+        store.save(&with_fold(1)).unwrap();
+        let (writer, task) = spawn_writer(store.clone());
+        let weak = writer.downgrade();
+        let arn = std::sync::Arc::<str>::from("arn:a");
+        assert_eq!(
+            weak.load_fold(arn.clone()).await,
+            Some(serde_json::json!({ "at": 1 }))
+        );
+        // A save asked before the load is what the load answers, written or not yet.
+        writer.save(with_fold(2));
+        assert_eq!(
+            weak.load_fold(arn.clone()).await,
+            Some(serde_json::json!({ "at": 2 }))
+        );
+        let (done, written) = tokio::sync::oneshot::channel();
+        writer.barrier(done);
+        written.await.unwrap();
+        assert_eq!(
+            weak.load_fold(arn.clone()).await,
+            Some(serde_json::json!({ "at": 2 }))
+        );
+        // A cursor saved without its fold, a removed one, one never saved: nothing to resume.
+        writer.save(cursor("arn:a", 3));
+        assert_eq!(weak.load_fold(arn.clone()).await, None);
+        writer.save(with_fold(4));
+        writer.remove("arn:a");
+        assert_eq!(weak.load_fold(arn.clone()).await, None);
+        assert_eq!(weak.load_fold("arn:b".into()).await, None);
+        // A file that does not read back.
+        writer.save(with_fold(5));
+        let (done, written) = tokio::sync::oneshot::channel();
+        writer.barrier(done);
+        written.await.unwrap();
+        fs::write(store.cursor_path("arn:a"), b"{not json").unwrap();
+        assert_eq!(weak.load_fold(arn.clone()).await, None);
+        // The handle does not keep the writer open: once it stopped, loads answer None.
+        drop(writer);
+        task.await.unwrap();
+        assert_eq!(weak.load_fold(arn).await, None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::history::{Anomaly, AnomalyKind, Event, EventDetails};
 use crate::pipeline::{Found, MetricsTarget, Pipeline, Summary};
-use crate::state::{Details, Execution, FoldOptions};
+use crate::state::{Details, Execution, ExecutionStatus, FoldOptions};
 use crate::status_event::StatusEvent;
 use crate::time::Timestamp;
 use crate::trace::ids::TraceHeader;
@@ -139,14 +139,47 @@ pub struct FailureView {
     pub error: String,
 }
 
-/// What the list keeps of an execution once its fold is gone (it ended).
-#[derive(Debug, Clone, Default)]
-struct Ended {
+/// What the tracked set keeps of an execution while its fold is not in memory: it ended, or it
+/// is dormant (suspended, every span acknowledged, the fold on disk in its cursor until a read
+/// brings news). Enough for the list, the gauges and the scheduler.
+#[derive(Debug, Clone)]
+struct Brief {
+    status: ExecutionStatus,
     start: Option<Timestamp>,
     end: Option<Timestamp>,
     operations: u32,
     summary: Summary,
     trace_id: Option<crate::trace::ids::TraceId>,
+    /// [`Execution::next_change`] (dormant).
+    next_change: Option<Timestamp>,
+    /// [`Execution::waits_only_for_known_times`] (dormant).
+    known_times_only: bool,
+    /// When each open callback started (dormant): the pending-callback gauges.
+    callbacks: Box<[Timestamp]>,
+}
+
+impl Brief {
+    fn of(p: &Pipeline) -> Self {
+        let fold = p.execution();
+        let info = fold.info();
+        let callbacks = fold
+            .open_operations()
+            .into_iter()
+            .filter(|op| matches!(op.details, Details::Callback { .. }))
+            .map(|op| op.start)
+            .collect();
+        Brief {
+            status: info.status,
+            start: info.start,
+            end: info.end,
+            operations: info.operations,
+            summary: p.summary().clone(),
+            trace_id: p.tracer().trace_id(),
+            next_change: fold.next_change(),
+            known_times_only: fold.waits_only_for_known_times(),
+            callbacks,
+        }
+    }
 }
 
 /// Why a registration was not taken.
@@ -235,8 +268,9 @@ struct Tracked {
     arn: Arc<str>,
     source: Source,
     phase: Phase,
-    /// The fold and the span builder; dropped once finished. Boxed: a finished or unread
-    /// execution (most of a large tracked set) would otherwise carry its 1.2 KB inline.
+    /// The fold and the span builder; dropped once finished, and while dormant (see
+    /// [`Brief`]). Boxed: a finished, dormant or unread execution (most of a large tracked
+    /// set) would otherwise carry its 1.2 KB inline.
     fold: Option<Box<Pipeline>>,
     resource: Arc<Resource>,
     /// Persisted position: acknowledged by the collector.
@@ -270,11 +304,18 @@ struct Tracked {
     page_events: usize,
     /// The endpoint answers `ReverseOrder` (probing the tail works).
     probe: bool,
-    /// Kept from the fold when it ended (for the list).
-    ended: Option<Box<Ended>>,
+    /// Kept from the fold when it ended or went dormant.
+    brief: Option<Box<Brief>>,
     /// The pending invocation (its index) and when (the scheduler's clock) the read that first
     /// found the history ending at its InvocationCompleted ended: [`INVOCATION_SETTLE`].
     pending_seen: Option<(u32, Ms)>,
+}
+
+impl Tracked {
+    /// Suspended with its fold on disk only (see [`Brief`]).
+    fn is_dormant(&self) -> bool {
+        self.phase == Phase::Live && self.fold.is_none() && self.brief.is_some()
+    }
 }
 
 /// How many reads a ChainedInvokeStarted without DurableExecutionArn is held back (with the
@@ -309,6 +350,8 @@ struct PollOutcome {
     reread: usize,
     /// The tail probe answered in forward order (the endpoint ignores `ReverseOrder`).
     probe_unsupported: bool,
+    /// A dormant execution's fold, read back from its checkpoint when the poll brought news.
+    restored: Option<Box<Execution>>,
     /// Pages that brought new events.
     new_pages: usize,
     skipped: Vec<String>,
@@ -586,18 +629,11 @@ impl Coordinator {
         // would cost more than the fold itself).
         cursor.fold = None;
         let (fold, read_through, read_marker) = match restored {
-            Some(f) => {
-                let mut p = Pipeline::resume(f, self.trace_options(cursor.trace_header.as_deref()));
-                if let Some(ms) = cursor.execution_start_ms {
-                    p.set_execution_start(Timestamp::from_millis(ms));
-                }
-                p.resettle(cursor.settled_invocation);
-                (
-                    Some(Box::new(p)),
-                    cursor.last_event_id,
-                    cursor.marker.clone(),
-                )
-            }
+            Some(f) => (
+                Some(Box::new(self.resume(f, &cursor, Summary::default()))),
+                cursor.last_event_id,
+                cursor.marker.clone(),
+            ),
             None => (None, 0, None),
         };
         let t = Tracked {
@@ -621,7 +657,7 @@ impl Coordinator {
             fetched_through: 0,
             page_events: 0,
             probe: true,
-            ended: None,
+            brief: None,
             pending_seen: None,
         };
         let mut t = t;
@@ -631,6 +667,51 @@ impl Coordinator {
             let now = self.mono(Instant::now());
             self.schedule.add(arn, now, Waiting::New);
         }
+    }
+
+    /// The pipeline of a fold read back from `cursor` (it sits at the acknowledged position).
+    fn resume(&self, fold: Execution, cursor: &Cursor, summary: Summary) -> Pipeline {
+        let options = self.trace_options(cursor.trace_header.as_deref());
+        let mut p = Pipeline::resume(fold, options, summary);
+        if let Some(ms) = cursor.execution_start_ms {
+            p.set_execution_start(Timestamp::from_millis(ms));
+        }
+        p.resettle(cursor.settled_invocation);
+        p
+    }
+
+    /// A read brought news to a dormant execution: its fold is back from the checkpoint. When
+    /// it did not come back (the file is unreadable, or not at the acknowledged position), the
+    /// history is read again from the start, what was exported replayed, not drawn again, and
+    /// this returns false.
+    fn wake(&mut self, arn: &Arc<str>, restored: Option<Box<Execution>>) -> bool {
+        let Some(t) = self.tracked.get(arn) else {
+            return false;
+        };
+        let summary = t
+            .brief
+            .as_ref()
+            .map(|b| b.summary.clone())
+            .unwrap_or_default();
+        let fold = restored
+            .filter(|f| f.last_event_id() == t.read_through && f.arn() == &**arn)
+            .map(|f| Box::new(self.resume(*f, &t.cursor, summary)));
+        let woken = fold.is_some();
+        let t = self.tracked.get_mut(arn).expect("present");
+        t.brief = None;
+        t.fold = fold;
+        if !woken {
+            tracing::warn!(arn = %arn, last_event_id = t.cursor.last_event_id, "the dormant execution's fold did not read back from its checkpoint: reading its history again from the start");
+            t.read_through = 0;
+            t.read_marker = None;
+            t.page_events = 0;
+        }
+        let result = if woken { "checkpoint" } else { "reread" };
+        self.exporter_metrics
+            .wakes
+            .get_or_create(&ResultLabel { result })
+            .inc();
+        woken
     }
 
     /// The execution's resource: its ARN's function, else (emulator ARNs) the function ARN
@@ -843,8 +924,22 @@ impl Coordinator {
                     let reserve = max_pages * per_page;
                     t.reserved = reserve;
                     self.reserved_spans += reserve;
+                    let dormant = t.is_dormant();
+                    let folds = self
+                        .writer
+                        .as_ref()
+                        .filter(|_| dormant)
+                        .map(Writer::downgrade);
                     self.jobs.spawn(async move {
-                        let o = poll(&lambda, &arn, look).await;
+                        let mut o = poll(&lambda, &arn, look).await;
+                        // Parsed here, off the coordinator.
+                        if let Some(w) = folds.filter(|_| !o.events.is_empty()) {
+                            o.restored = w
+                                .load_fold(arn.clone())
+                                .await
+                                .and_then(|v| Execution::restore(&v))
+                                .map(Box::new);
+                        }
                         JobResult::Polled(arn, o)
                     });
                 }
@@ -1036,7 +1131,13 @@ impl Coordinator {
         if first_seen {
             self.exporter_metrics.pages.inc_by(o.new_pages as u64);
         }
-        let held = new_events && self.apply(&arn, o.events, &o.markers, &o.conflicts);
+        let mut o = o;
+        let dormant = self.tracked.get(&arn).is_some_and(Tracked::is_dormant);
+        let reread = new_events && dormant && !self.wake(&arn, o.restored.take());
+        if reread {
+            o.events.clear();
+        }
+        let held = !o.events.is_empty() && self.apply(&arn, o.events, &o.markers, &o.conflicts);
         if !self.tracked.contains_key(&arn) {
             return;
         }
@@ -1045,8 +1146,9 @@ impl Coordinator {
             return;
         }
         let now = self.mono(Instant::now());
-        // Cut short by the buffer's room, or a held-back event: the read did not see the end.
-        let cut_short = o.truncated && new_events;
+        // Cut short by the buffer's room, or a held-back event, or a fold to rebuild from the
+        // start: the read did not see (or take) the end.
+        let cut_short = (o.truncated && new_events) || reread;
         if !(cut_short || held) {
             self.settle_if_quiet(&arn, self.mono(o.started), now);
         }
@@ -1073,18 +1175,29 @@ impl Coordinator {
 
     /// What the execution waits for now, as its fold says: the scheduler's input.
     fn waiting(&self, t: &Tracked, now: Ms) -> Waiting {
-        let Some(fold) = t.fold.as_deref().map(Pipeline::execution) else {
+        // (suspended, its next change, whether only known times can bring it)
+        let (suspended, next, known_times_only) = match (t.fold.as_deref(), t.brief.as_deref()) {
+            (Some(p), _) => {
+                let fold = p.execution();
+                if fold.is_finished() {
+                    // No more reading: the end is persisted when its spans are acknowledged.
+                    return Waiting::Done;
+                }
+                (
+                    fold.is_suspended(),
+                    fold.next_change(),
+                    fold.waits_only_for_known_times(),
+                )
+            }
+            // Dormant: only a suspended execution goes dormant.
+            (None, Some(b)) if t.phase == Phase::Live => (true, b.next_change, b.known_times_only),
             // Read, but no event yet (an execution that has not started).
-            return Waiting::Running;
+            _ => return Waiting::Running,
         };
-        if fold.is_finished() {
-            // No more reading: the end is persisted when its spans are acknowledged.
-            return Waiting::Done;
-        }
-        if !self.config.poll.adaptive || !fold.is_suspended() {
+        if !self.config.poll.adaptive || !suspended {
             return Waiting::Running;
         }
-        let next = fold.next_change().map(|at| self.mono_at_wall(at));
+        let next = next.map(|at| self.mono_at_wall(at));
         // Fresh mode reads again to settle a pending invocation, at the first moment it can
         // (a known time is read a grace after it, so it is given a grace earlier), before a
         // known time still ahead and instead of the back-off from one already past; economy
@@ -1101,9 +1214,7 @@ impl Coordinator {
             (a, s) => s.or(a),
         };
         match next {
-            Some(at) if fold.waits_only_for_known_times() => {
-                Waiting::At(sooner(Some(at)).unwrap_or(at))
-            }
+            Some(at) if known_times_only => Waiting::At(sooner(Some(at)).unwrap_or(at)),
             until => Waiting::Unknown {
                 since: t.last_news,
                 until: sooner(until),
@@ -1334,19 +1445,26 @@ impl Coordinator {
         };
         if finished {
             let pipeline = t.fold.take().expect("checked");
-            let info = pipeline.execution().info();
-            t.ended = Some(Box::new(Ended {
-                start: info.start,
-                end: info.end,
-                operations: info.operations,
-                summary: pipeline.summary().clone(),
-                trace_id: pipeline.tracer().trace_id(),
-            }));
+            t.brief = Some(Box::new(Brief::of(&pipeline)));
             let fold = pipeline.into_execution();
             t.cursor.finished_status = Some(fold.info().status.as_str().to_owned());
             t.cursor.finished_at_ms = Some(now_ms());
             t.phase = Phase::Finished;
             tracing::info!(arn = %ack.arn, status = fold.info().status.as_str(), "execution ended; stopped polling it");
+        }
+        // A suspended execution whose fold is going to disk with this cursor need not keep it
+        // in memory until a read brings news (most of a large tracked set waits like this).
+        let dormant = snapshot.is_some()
+            && self.writer.is_some()
+            && !t.in_flight
+            && t.held.is_none()
+            && t.fold.as_ref().is_some_and(|p| {
+                let fold = p.execution();
+                fold.is_suspended() && fold.pending_invocation().is_none()
+            });
+        if dormant {
+            let pipeline = t.fold.take().expect("checked");
+            t.brief = Some(Box::new(Brief::of(&pipeline)));
         }
         // The snapshot goes to disk with the cursor; memory keeps the live fold only.
         let cursor = Cursor {
@@ -1468,7 +1586,9 @@ impl Coordinator {
         let now = now_ms();
         let mut states = [0i64; 3];
         let mut lag = 0f64;
+        let mut dormant = 0;
         for t in self.tracked.values() {
+            dormant += i64::from(t.is_dormant());
             match t.phase {
                 Phase::Describe => states[0] += 1,
                 Phase::Finished => states[2] += 1,
@@ -1481,29 +1601,43 @@ impl Coordinator {
                 lag = lag.max(r.elapsed().as_secs_f64());
             }
             let fq = &t.labels;
-            let Some(fold) = t.fold.as_deref().map(Pipeline::execution) else {
-                if t.phase == Phase::Live {
-                    m.executions_running.get_or_create(fq).inc();
-                }
-                continue;
-            };
-            if fold.is_finished() {
-                continue;
-            }
-            m.executions_running.get_or_create(fq).inc();
-            let ops = i64::from(fold.info().operations);
-            let max = m.execution_operations_max.get_or_create(fq);
-            if ops > max.get() {
-                max.set(ops);
-            }
-            for op in fold.open_operations() {
-                if matches!(op.details, Details::Callback { .. }) {
-                    m.callbacks_pending.get_or_create(fq).inc();
-                    let age = (now - op.start.millis()) as f64 / 1000.0;
-                    let oldest = m.callback_oldest_pending_age.get_or_create(fq);
-                    if age > oldest.get() {
-                        oldest.set(age);
+            let mut callbacks = Vec::new();
+            let operations = match (t.fold.as_deref(), t.brief.as_deref()) {
+                (Some(p), _) => {
+                    let fold = p.execution();
+                    if fold.is_finished() {
+                        continue;
                     }
+                    callbacks.extend(
+                        fold.open_operations()
+                            .into_iter()
+                            .filter(|op| matches!(op.details, Details::Callback { .. }))
+                            .map(|op| op.start),
+                    );
+                    fold.info().operations
+                }
+                (None, Some(b)) => {
+                    callbacks.extend_from_slice(&b.callbacks);
+                    b.operations
+                }
+                (None, None) => {
+                    if t.phase == Phase::Live {
+                        m.executions_running.get_or_create(fq).inc();
+                    }
+                    continue;
+                }
+            };
+            m.executions_running.get_or_create(fq).inc();
+            let max = m.execution_operations_max.get_or_create(fq);
+            if i64::from(operations) > max.get() {
+                max.set(i64::from(operations));
+            }
+            for start in callbacks {
+                m.callbacks_pending.get_or_create(fq).inc();
+                let age = (now - start.millis()) as f64 / 1000.0;
+                let oldest = m.callback_oldest_pending_age.get_or_create(fq);
+                if age > oldest.get() {
+                    oldest.set(age);
                 }
             }
         }
@@ -1515,21 +1649,23 @@ impl Coordinator {
             em.tracked.get_or_create(&StateLabel { state }).set(n);
         }
         em.read_lag.set(lag);
+        em.dormant.set(dormant);
     }
 
     fn view(&self, t: &Tracked) -> ExecutionView {
         let now = Instant::now();
-        let status = match (&t.phase, &t.fold) {
-            (Phase::Finished, _) => t
+        let status = match (&t.phase, &t.fold, &t.brief) {
+            (Phase::Finished, _, _) => t
                 .cursor
                 .finished_status
                 .clone()
                 .unwrap_or_else(|| "FINISHED".into()),
-            (_, Some(p)) => p.execution().info().status.as_str().to_owned(),
-            (Phase::Describe, None) => "PENDING".to_owned(),
-            (Phase::Live, None) => "RUNNING".to_owned(),
+            (_, Some(p), _) => p.execution().info().status.as_str().to_owned(),
+            (_, None, Some(b)) => b.status.as_str().to_owned(),
+            (Phase::Describe, None, None) => "PENDING".to_owned(),
+            (Phase::Live, None, None) => "RUNNING".to_owned(),
         };
-        let (start, end, operations, summary, trace_id) = match (&t.fold, &t.ended) {
+        let (start, end, operations, summary, trace_id) = match (&t.fold, &t.brief) {
             (Some(p), _) => {
                 let info = p.execution().info();
                 let trace_id = p.tracer().trace_id();
@@ -1810,6 +1946,7 @@ async fn poll(lambda: &Lambda, arn: &str, look: Look) -> PollOutcome {
         truncated: false,
         reread: 0,
         probe_unsupported: false,
+        restored: None,
         new_pages: 0,
         skipped: Vec::new(),
         conflicts: Vec::new(),

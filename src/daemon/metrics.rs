@@ -74,6 +74,8 @@ pub struct ExporterMetrics {
     pub unknown_events: Counter,
     pub anomalies: Counter,
     pub marker_fallbacks: Counter,
+    pub dormant: Gauge,
+    pub wakes: Family<ResultLabel, Counter>,
     pub polls: Family<ResultLabel, Counter>,
     pub pages: Counter,
     pub spans_exported: Counter,
@@ -172,6 +174,18 @@ impl ExporterMetrics {
                 "durable_exporter_marker_fallbacks_total",
                 "Reads from the start after a marker was refused or expired.",
                 Counter::default(),
+            ),
+            dormant: register(
+                r,
+                "durable_exporter_dormant_executions",
+                "Running executions whose fold is kept on disk only (suspended, every span acknowledged) until a read brings news.",
+                Gauge::default(),
+            ),
+            wakes: register(
+                r,
+                "durable_exporter_dormant_wakes_total",
+                "Dormant executions a read brought news to, by where their fold came from (checkpoint: read back; reread: it did not read back, so the history was read again from the start).",
+                Family::default(),
             ),
             polls: register(
                 r,

@@ -292,6 +292,97 @@ async fn a_suspended_invocation_is_drawn_within_seconds_and_once_across_a_kill()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dormant_execution_keeps_its_fold_on_disk_and_wakes_to_the_same_spans() {
+    // Two executions suspended after their second invocation: settled and acknowledged, their
+    // folds go to disk with their cursors and leave memory. News wakes them: one from its
+    // checkpoint, the other (its file made unreadable meanwhile) by reading its history again
+    // from the start. Either way the collector gets exactly what `convert` draws, once.
+    let fake = ScriptedApi::start().await;
+    let receiver = crate::common::otlp::grpc().await;
+    let execs = executions(2, 60);
+    for (a, events) in &execs {
+        let ics: Vec<usize> = (0..events.len() - 1)
+            .filter(|&i| matches!(events[i].details, EventDetails::InvocationCompleted { .. }))
+            .collect();
+        assert!(ics.len() >= 3, "{} invocations", ics.len());
+        fake.add_execution(
+            durable_exporter::sim::scripted::ScriptedExecution::from_events(a, events)
+                .with_visible(ics[1] + 1),
+        );
+    }
+    // Pages of 5: the position is a marker past the first page, so a read from the start shows.
+    let s = setup(
+        &fake,
+        receiver.addr,
+        &arns(&execs),
+        "poll:\n  page_size: 5\n",
+    );
+    let d = Daemon::start_json(&s, 1).await;
+    d.eventually(Duration::from_secs(20), "both dormant", || async {
+        (metric(s.http, "durable_exporter_dormant_executions").await == 2.0).then_some(())
+    })
+    .await;
+    for (a, _) in &execs {
+        let (_, c) = s.cursor(a).expect("a cursor");
+        assert_eq!(c["settled_invocation"], 2, "{c}");
+        assert_eq!(c["fold"]["last_event_id"], c["last_event_id"], "{c}");
+        assert!(c["marker"].is_string(), "{c}");
+    }
+    // The list still says what the fold said.
+    let (_, list) = http(s.api, "GET", "/v1/executions", None).await.unwrap();
+    for e in list["Executions"].as_array().unwrap() {
+        assert_eq!(e["Status"], "RUNNING", "{e}");
+        assert!(e["Operations"].as_u64().unwrap() > 0, "{e}");
+        assert!(e["TraceId"].is_string(), "{e}");
+    }
+    let (asleep, unreadable) = (&execs[0].0, &execs[1].0);
+    let (path, mut c) = s.cursor(unreadable).unwrap();
+    c["fold"] = serde_json::json!({"not": "a fold"});
+    let edit = path.with_extension("edit");
+    std::fs::write(&edit, serde_json::to_vec(&c).unwrap()).unwrap();
+    std::fs::rename(&edit, &path).unwrap();
+    fake.reset_log();
+    for (a, _) in &execs {
+        fake.reveal_all(a);
+    }
+    wait_for(
+        &d,
+        s.api,
+        Duration::from_secs(30),
+        "both executions to end",
+        all_finished(&execs),
+    )
+    .await;
+    let (got, repeats) = received(&receiver);
+    assert_exact(&expected(&execs), &got);
+    assert_eq!(repeats, 0, "a wake draws nothing twice");
+    let wakes = |result: &'static str| async move {
+        metric(
+            s.http,
+            &format!("durable_exporter_dormant_wakes_total{{result=\"{result}\"}}"),
+        )
+        .await
+    };
+    assert!(wakes("checkpoint").await >= 1.0);
+    assert_eq!(wakes("reread").await, 1.0);
+    // Only the execution whose fold did not read back was read from the start again.
+    let from_start = |a: &String| {
+        fake.requests().into_iter().any(|r| {
+            r.op == GET_HISTORY
+                && r.target == *a
+                && r.param("Marker").is_none()
+                && r.param("ReverseOrder").is_none()
+        })
+    };
+    assert!(!from_start(asleep), "{asleep} was read from the start");
+    assert!(
+        from_start(unreadable),
+        "{unreadable} was not read from the start"
+    );
+    assert!(d.terminate(Duration::from_secs(25)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_marker_means_a_full_reread_without_duplicates() {
     let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
