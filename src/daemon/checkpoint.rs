@@ -101,7 +101,15 @@ pub enum CheckpointError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "checkpoint directory {dir} is in use by another durable-exporter (it holds {LOCK_FILE}'s lock): two daemons on one directory would overwrite each other's positions; give each replica its own checkpoint.dir"
+    )]
+    Locked { dir: PathBuf },
 }
+
+/// Held (an advisory `flock`) by the daemon that uses the directory, for as long as it runs; the
+/// kernel lets go of it when the process ends, however it ends.
+const LOCK_FILE: &str = ".lock";
 
 /// The format version this build writes; files of a higher one come from a newer build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -149,6 +157,8 @@ const TMP_PREFIX: &str = ".tmp-";
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
     dir: PathBuf,
+    /// The directory's lock, held while any clone of the store lives.
+    _lock: std::sync::Arc<fs::File>,
 }
 
 impl CheckpointStore {
@@ -159,8 +169,10 @@ impl CheckpointStore {
             dir: executions.clone(),
             source,
         })?;
+        let lock = lock(dir)?;
         let store = CheckpointStore {
             dir: dir.to_path_buf(),
+            _lock: std::sync::Arc::new(lock),
         };
         // Fail at start-up, not at the first acknowledgement, when the volume is read-only.
         let probe = dir.join(".write-probe");
@@ -626,6 +638,28 @@ async fn write_loop(
     }
 }
 
+/// Takes the directory's lock, without waiting: another daemon holding it is an error.
+fn lock(dir: &Path) -> Result<fs::File, CheckpointError> {
+    let path = dir.join(LOCK_FILE);
+    let err = |source| CheckpointError::Dir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(err)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(CheckpointError::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(err(e)),
+    }
+}
+
 fn read_cursor(path: &Path) -> Result<Cursor, Unreadable> {
     let bytes = fs::read(path).map_err(|e| Unreadable::Corrupt(e.to_string()))?;
     match serde_json::from_slice::<CursorFile>(&bytes) {
@@ -690,6 +724,8 @@ mod tests {
         .unwrap();
         let tracking_tmp = dir.path().join(format!("{TMP_PREFIX}def456"));
         fs::write(&tracking_tmp, b"{\"added\": [").unwrap();
+        // The crashed daemon is gone (and its lock with it).
+        drop(store);
         let store = CheckpointStore::open(dir.path()).unwrap();
         assert!(!tmp.exists());
         assert!(!tracking_tmp.exists());
@@ -753,6 +789,21 @@ mod tests {
         drop(writer);
         task.await.unwrap();
         assert_eq!(weak.load_fold(arn).await, None);
+    }
+
+    #[test]
+    fn one_store_at_a_time_per_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = CheckpointStore::open(dir.path()).unwrap();
+        let again = CheckpointStore::open(dir.path()).unwrap_err();
+        assert!(matches!(again, CheckpointError::Locked { .. }), "{again}");
+        assert!(again.to_string().contains("own checkpoint.dir"), "{again}");
+        // A clone (the writer's) keeps it held; the last one to go lets go of it.
+        let writer = first.clone();
+        drop(first);
+        assert!(CheckpointStore::open(dir.path()).is_err());
+        drop(writer);
+        CheckpointStore::open(dir.path()).unwrap();
     }
 
     #[test]

@@ -1033,6 +1033,45 @@ async fn an_idle_daemon_stays_ready_and_an_api_that_stops_answering_does_not() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Two daemons pointed at one checkpoint directory.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_the_same_checkpoint_directory_is_refused() {
+    let fake = ScriptedApi::start().await;
+    let receiver = crate::common::otlp::grpc().await;
+    let execs = executions(1, 5);
+    add_all(&fake, &execs);
+    let s = setup(&fake, receiver.addr, &arns(&execs), "");
+    let first = Daemon::start(&s, 1).await;
+    // Its own listeners, the same directory: a copy of the deployment with the volume shared.
+    let http = format!("127.0.0.1:{}", crate::common::http::free_port());
+    let api = format!("127.0.0.1:{}", crate::common::http::free_port());
+    let mut second = Daemon::spawn_with_env(
+        &s,
+        2,
+        LogFormat::Text,
+        &[
+            ("DURABLE_EXPORTER__HTTP__LISTEN", &http),
+            ("DURABLE_EXPORTER__API__LISTEN", &api),
+        ],
+    );
+    let status = exit_of(&mut second, Duration::from_secs(15)).await;
+    assert!(!status.success(), "{status:?}");
+    let err = second.logs();
+    assert!(err.contains("in use by another durable-exporter"), "{err}");
+    assert!(
+        err.contains(&s.checkpoints().display().to_string()),
+        "{err}"
+    );
+    // The first one goes on, and once it stopped the directory is free again.
+    let r = request(s.http, "GET", "/healthz", &[], "").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(first.terminate(Duration::from_secs(25)).await.success());
+    let again = Daemon::start(&s, 3).await;
+    assert!(again.terminate(Duration::from_secs(25)).await.success());
+}
+
+// ---------------------------------------------------------------------------------------------
 // A checkpoint of a newer version (a rollback).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
