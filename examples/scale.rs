@@ -185,7 +185,9 @@ fn metric(text: &str, name: &str, filters: &[&str]) -> f64 {
                 .then(|| value.parse::<f64>().ok())
                 .flatten()
         })
-        .sum()
+        // + 0.0: an empty sum is -0.0.
+        .sum::<f64>()
+        + 0.0
 }
 
 struct Snapshot {
@@ -195,6 +197,7 @@ struct Snapshot {
     pages: f64,
     events: f64,
     tracked: f64,
+    dormant: f64,
     cpu: f64,
     events_served: u64,
 }
@@ -216,6 +219,7 @@ async fn snapshot(metrics: SocketAddr, pid: u32, sim: &SimHandle) -> Snapshot {
         ),
         events: metric(&text, "durable_exporter_events_processed_total", &[]),
         tracked: metric(&text, "durable_exporter_tracked_executions", &[]),
+        dormant: metric(&text, "durable_exporter_dormant_executions", &[]),
         cpu: proc_stats(pid).map_or(0.0, |s| s.2),
         events_served: sim.stats().events_served,
     }
@@ -348,11 +352,12 @@ async fn main() {
             let s = sim.summary();
             let text = scrape(metrics).await;
             eprintln!(
-                "[{:>4}s] running {:>5} | daemon RSS {:>4} MiB | tracked {:>5} | events {:>8} | spans received {:>8} | API {:>7}",
+                "[{:>4}s] running {:>5} | daemon RSS {:>4} MiB | tracked {:>5} (dormant {:>5}) | events {:>8} | spans received {:>8} | API {:>7}",
                 started.elapsed().as_secs(),
                 s.running,
                 rss / 1024,
                 metric(&text, "durable_exporter_tracked_executions", &[]),
+                metric(&text, "durable_exporter_dormant_executions", &[]),
                 metric(&text, "durable_exporter_events_processed_total", &[]),
                 latencies.spans.load(std::sync::atomic::Ordering::Relaxed),
                 sim.stats().total()
@@ -460,6 +465,7 @@ async fn main() {
         (all_calls / window / args.rate * 100.0).into(),
     );
     put("tracked_at_end", last.tracked.into());
+    put("dormant_at_end", last.dormant.into());
     put(
         "rss_kib_per_tracked_execution",
         (last_rss as f64 / last.tracked.max(1.0)).into(),

@@ -162,12 +162,7 @@ impl Brief {
     fn of(p: &Pipeline) -> Self {
         let fold = p.execution();
         let info = fold.info();
-        let callbacks = fold
-            .open_operations()
-            .into_iter()
-            .filter(|op| matches!(op.details, Details::Callback { .. }))
-            .map(|op| op.start)
-            .collect();
+        let callbacks = open_callbacks(fold).collect();
         Brief {
             status: info.status,
             start: info.start,
@@ -180,6 +175,14 @@ impl Brief {
             callbacks,
         }
     }
+}
+
+/// When each open callback of the fold started.
+fn open_callbacks(fold: &Execution) -> impl Iterator<Item = Timestamp> + '_ {
+    fold.open_operations()
+        .into_iter()
+        .filter(|op| matches!(op.details, Details::Callback { .. }))
+        .map(|op| op.start)
 }
 
 /// Why a registration was not taken.
@@ -1601,23 +1604,25 @@ impl Coordinator {
                 lag = lag.max(r.elapsed().as_secs_f64());
             }
             let fq = &t.labels;
-            let mut callbacks = Vec::new();
+            let pending = |start: Timestamp| {
+                m.callbacks_pending.get_or_create(fq).inc();
+                let age = (now - start.millis()) as f64 / 1000.0;
+                let oldest = m.callback_oldest_pending_age.get_or_create(fq);
+                if age > oldest.get() {
+                    oldest.set(age);
+                }
+            };
             let operations = match (t.fold.as_deref(), t.brief.as_deref()) {
                 (Some(p), _) => {
                     let fold = p.execution();
                     if fold.is_finished() {
                         continue;
                     }
-                    callbacks.extend(
-                        fold.open_operations()
-                            .into_iter()
-                            .filter(|op| matches!(op.details, Details::Callback { .. }))
-                            .map(|op| op.start),
-                    );
+                    open_callbacks(fold).for_each(pending);
                     fold.info().operations
                 }
                 (None, Some(b)) => {
-                    callbacks.extend_from_slice(&b.callbacks);
+                    b.callbacks.iter().copied().for_each(pending);
                     b.operations
                 }
                 (None, None) => {
@@ -1631,14 +1636,6 @@ impl Coordinator {
             let max = m.execution_operations_max.get_or_create(fq);
             if i64::from(operations) > max.get() {
                 max.set(i64::from(operations));
-            }
-            for start in callbacks {
-                m.callbacks_pending.get_or_create(fq).inc();
-                let age = (now - start.millis()) as f64 / 1000.0;
-                let oldest = m.callback_oldest_pending_age.get_or_create(fq);
-                if age > oldest.get() {
-                    oldest.set(age);
-                }
             }
         }
         let em = &self.exporter_metrics;
