@@ -322,10 +322,21 @@ async fn a_dormant_execution_keeps_its_fold_on_disk_and_wakes_to_the_same_spans(
         (metric(s.http, "durable_exporter_dormant_executions").await == 2.0).then_some(())
     })
     .await;
+    // Dormant once the cursor with the fold is asked to be written: the file follows.
     for (a, _) in &execs {
-        let (_, c) = s.cursor(a).expect("a cursor");
-        assert_eq!(c["settled_invocation"], 2, "{c}");
+        let c = d
+            .eventually(
+                Duration::from_secs(10),
+                "the settled fold on disk",
+                || async {
+                    s.cursor(a)
+                        .map(|(_, c)| c)
+                        .filter(|c| c["settled_invocation"] == 2)
+                },
+            )
+            .await;
         assert_eq!(c["fold"]["last_event_id"], c["last_event_id"], "{c}");
+        assert_eq!(c["fold"]["pending_invocation"], Value::Null, "{c}");
         assert!(c["marker"].is_string(), "{c}");
     }
     // The list still says what the fold said.
