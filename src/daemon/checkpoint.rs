@@ -102,7 +102,7 @@ pub enum CheckpointError {
         source: std::io::Error,
     },
     #[error(
-        "checkpoint directory {dir} is in use by another durable-exporter (it holds {LOCK_FILE}'s lock): two daemons on one directory would overwrite each other's positions; give each replica its own checkpoint.dir"
+        "checkpoint directory {dir} is in use by another durable-exporter (it holds {LOCK_FILE}'s lock): two daemons on one directory would overwrite each other's positions; give each replica its own checkpoint.dir, or stop the other daemon first"
     )]
     Locked { dir: PathBuf },
 }

@@ -622,15 +622,14 @@ impl Coordinator {
             Phase::Describe
         };
         let resource = self.resource_for(&cursor);
-        // Resume from the snapshot when it sits exactly at the acknowledged position.
-        let restored = match (&cursor.fold, finished) {
+        // Resume from the snapshot when it sits exactly at the acknowledged position. Kept on
+        // disk only: in memory the live fold is the state (a JSON tree per execution would
+        // cost more than the fold itself).
+        let restored = match (cursor.fold.take(), finished) {
             (Some(snapshot), false) => Execution::restore(snapshot)
                 .filter(|f| f.last_event_id() == cursor.last_event_id && f.arn() == &*arn),
             _ => None,
         };
-        // Kept on disk only: in memory the live fold is the state (a JSON tree per execution
-        // would cost more than the fold itself).
-        cursor.fold = None;
         let (fold, read_through, read_marker) = match restored {
             Some(f) => (
                 Some(Box::new(self.resume(f, &cursor, Summary::default()))),
@@ -940,7 +939,7 @@ impl Coordinator {
                             o.restored = w
                                 .load_fold(arn.clone())
                                 .await
-                                .and_then(|v| Execution::restore(&v))
+                                .and_then(Execution::restore)
                                 .map(Box::new);
                         }
                         JobResult::Polled(arn, o)
@@ -1086,7 +1085,7 @@ impl Coordinator {
         existed
     }
 
-    fn on_polled(&mut self, arn: Arc<str>, o: PollOutcome) {
+    fn on_polled(&mut self, arn: Arc<str>, mut o: PollOutcome) {
         let Some(t) = self.tracked.get_mut(&arn) else {
             return;
         };
@@ -1134,7 +1133,6 @@ impl Coordinator {
         if first_seen {
             self.exporter_metrics.pages.inc_by(o.new_pages as u64);
         }
-        let mut o = o;
         let dormant = self.tracked.get(&arn).is_some_and(Tracked::is_dormant);
         let reread = new_events && dormant && !self.wake(&arn, o.restored.take());
         if reread {

@@ -585,8 +585,8 @@ impl Execution {
     }
 
     /// A fold from [`Execution::snapshot`]; `None` when it does not read back (another format).
-    pub fn restore(snapshot: &serde_json::Value) -> Option<Self> {
-        serde_json::from_value(snapshot.clone()).ok()
+    pub fn restore(snapshot: serde_json::Value) -> Option<Self> {
+        serde_json::from_value(snapshot).ok()
     }
 
     /// The last invocation completed and nothing has run since: only a wait ending, a retry

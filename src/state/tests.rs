@@ -486,7 +486,7 @@ fn a_snapshot_resumes_exactly_where_the_fold_was() {
             );
             // Through JSON text, as it is written to disk.
             let text = first.snapshot().to_string();
-            let mut resumed = Execution::restore(&serde_json::from_str(&text).unwrap())
+            let mut resumed = Execution::restore(serde_json::from_str(&text).unwrap())
                 .expect("the snapshot reads back");
             assert_eq!(resumed.last_event_id(), cut as u64);
             resumed.apply_all(
@@ -502,7 +502,7 @@ fn a_snapshot_resumes_exactly_where_the_fold_was() {
             assert_eq!(resumed.next_change(), whole.next_change());
         }
     }
-    assert!(Execution::restore(&serde_json::json!({"not": "a fold"})).is_none());
+    assert!(Execution::restore(serde_json::json!({"not": "a fold"})).is_none());
 }
 
 #[test]
