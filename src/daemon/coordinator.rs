@@ -3,8 +3,8 @@
 //! the collector acknowledged them. Polls, describes and discoveries run as tasks that only do
 //! I/O and report back; HTTP requests arrive as commands.
 
-use foldhash::HashMap;
-use foldhash::HashMapExt as _;
+use foldhash::{HashMap, HashSet};
+use foldhash::{HashMapExt as _, HashSetExt as _};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -315,6 +315,16 @@ struct Tracked {
 }
 
 impl Tracked {
+    /// Lets go of what only reading needs, once the execution ended and every span was
+    /// acknowledged (most of a large tracked set): its file keeps the whole cursor, and
+    /// nothing writes it again. The trace header stays: the browser draws the trace with it.
+    fn let_go(&mut self) {
+        self.read_marker = None;
+        self.cursor.marker = None;
+        self.cursor.function_arn = None;
+        self.held = None;
+    }
+
     /// Suspended with its fold on disk only (see [`Brief`]).
     fn is_dormant(&self) -> bool {
         self.phase == Phase::Live && self.fold.is_none() && self.brief.is_some()
@@ -370,7 +380,9 @@ pub struct Coordinator {
     exporter_metrics: ExporterMetrics,
     lambda: Lambda,
     store: CheckpointStore,
-    tracked: HashMap<Arc<str>, Tracked>,
+    /// Boxed: the table keeps a pointer per slot (it has up to twice as many slots as
+    /// executions, and two tables while it grows), not a whole `Tracked`.
+    tracked: HashMap<Arc<str>, Box<Tracked>>,
     /// Which execution to read next, and when (the policy, pure).
     schedule: Scheduler<Arc<str>>,
     /// The scheduler's clock starts here (its milliseconds are this instant's elapsed time).
@@ -392,6 +404,9 @@ pub struct Coordinator {
     tracking_unsaved: bool,
     /// One resource per function (and qualifier): every execution of it shares it.
     resources: HashMap<String, Arc<Resource>>,
+    /// One copy of each function's `function` and `qualifier` labels: every execution of it
+    /// shares the strings.
+    labels: HashSet<crate::metrics::Fq>,
 }
 
 impl Coordinator {
@@ -434,6 +449,7 @@ impl Coordinator {
             writer_task: None,
             tracking_unsaved: false,
             resources: HashMap::new(),
+            labels: HashSet::new(),
         };
         let (writer, task) = Writer::spawn(
             me.store.clone(),
@@ -622,6 +638,7 @@ impl Coordinator {
             Phase::Describe
         };
         let resource = self.resource_for(&cursor);
+        let labels = self.labels_for(&arn, cursor.function_arn.as_deref());
         // Resume from the snapshot when it sits exactly at the acknowledged position. Kept on
         // disk only: in memory the live fold is the state (a JSON tree per execution would
         // cost more than the fold itself).
@@ -654,7 +671,7 @@ impl Coordinator {
             last_error: None,
             unacked_jobs: 0,
             reserved: 0,
-            labels: crate::metrics::Fq::of(&arn, None),
+            labels,
             held: None,
             fetched_through: 0,
             page_events: 0,
@@ -662,8 +679,10 @@ impl Coordinator {
             brief: None,
             pending_seen: None,
         };
-        let mut t = t;
-        t.labels = crate::metrics::Fq::of(&arn, t.cursor.function_arn.as_deref());
+        let mut t = Box::new(t);
+        if finished {
+            t.let_go();
+        }
         self.tracked.insert(arn.clone(), t);
         if !finished {
             let now = self.mono(Instant::now());
@@ -724,6 +743,17 @@ impl Coordinator {
             .entry(resource.key())
             .or_insert_with(|| Arc::new(resource))
             .clone()
+    }
+
+    /// An execution's metric labels, sharing the strings of the other executions of its
+    /// function.
+    fn labels_for(&mut self, arn: &str, function_arn: Option<&str>) -> crate::metrics::Fq {
+        let fq = crate::metrics::Fq::of(arn, function_arn);
+        if let Some(shared) = self.labels.get(&fq) {
+            return shared.clone();
+        }
+        self.labels.insert(fq.clone());
+        fq
     }
 
     fn new_resource(&self, cursor: &Cursor) -> Resource {
@@ -1045,9 +1075,10 @@ impl Coordinator {
                 t.phase = Phase::Live;
                 let cursor = t.cursor.clone();
                 let resource = self.resource_for(&cursor);
+                let labels = self.labels_for(&arn, cursor.function_arn.as_deref());
                 let t = self.tracked.get_mut(&arn).expect("present");
                 t.resource = resource;
-                t.labels = crate::metrics::Fq::of(&arn, cursor.function_arn.as_deref());
+                t.labels = labels;
                 self.persist(&cursor);
                 // Its first history read, at once.
                 let now = self.mono(Instant::now());
@@ -1133,7 +1164,7 @@ impl Coordinator {
         if first_seen {
             self.exporter_metrics.pages.inc_by(o.new_pages as u64);
         }
-        let dormant = self.tracked.get(&arn).is_some_and(Tracked::is_dormant);
+        let dormant = self.tracked.get(&arn).is_some_and(|t| t.is_dormant());
         let reread = new_events && dormant && !self.wake(&arn, o.restored.take());
         if reread {
             o.events.clear();
@@ -1472,6 +1503,9 @@ impl Coordinator {
             fold: snapshot,
             ..t.cursor.clone()
         };
+        if finished {
+            t.let_go();
+        }
         self.persist(&cursor);
     }
 

@@ -394,6 +394,100 @@ async fn a_dormant_execution_keeps_its_fold_on_disk_and_wakes_to_the_same_spans(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_execution_shows_the_same_and_its_file_stays_whole_across_a_restart() {
+    // A finished execution (most of a large tracked set) lets go of what only reading needs.
+    // What the list and the browser show of it stays, and so does its file: nothing writes it
+    // again, and a restart reads it back to the same list and the same trace.
+    let fake = ScriptedApi::start().await;
+    let receiver = crate::common::otlp::grpc().await;
+    let execs = executions(2, 30);
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    for (i, (a, events)) in execs.iter().enumerate() {
+        let x = durable_exporter::sim::scripted::ScriptedExecution::from_events(a, events);
+        fake.add_execution(if i == 0 {
+            x.with_trace_header(header)
+        } else {
+            x
+        });
+    }
+    let traced = &execs[0].0;
+    let s = setup(&fake, receiver.addr, &arns(&execs), "");
+    let d = Daemon::start_json(&s, 1).await;
+    let finished = r#"durable_exporter_tracked_executions{state="finished"}"#;
+    d.eventually(Duration::from_secs(20), "both finished", || async {
+        (metric(s.http, finished).await == 2.0).then_some(())
+    })
+    .await;
+    let shown = |list: &Value| -> Vec<Value> {
+        let mut v: Vec<Value> = list["Executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                serde_json::json!([
+                    e["DurableExecutionArn"],
+                    e["Status"],
+                    e["FunctionName"],
+                    e["Qualifier"],
+                    e["LastEventId"],
+                ])
+            })
+            .collect();
+        v.sort_by_key(|x| x[0].as_str().unwrap().to_owned());
+        v
+    };
+    let (_, list) = http(s.api, "GET", "/v1/executions", None).await.unwrap();
+    let before = shown(&list);
+    assert_eq!(before.len(), 2, "{list}");
+    for (e, (a, events)) in before.iter().zip(&execs) {
+        assert_eq!(e[0], a.as_str());
+        assert_eq!(e[1], "SUCCEEDED", "{e}");
+        assert_eq!(e[4], events.len() as u64, "{e}");
+    }
+    // The X-Ray header's trace: in the list, and in the browser (drawn from the header kept).
+    let want = "5759e988bd862e3fe1be46a994272793";
+    let listed = list["Executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["DurableExecutionArn"] == traced.as_str())
+        .unwrap();
+    assert_eq!(listed["TraceId"], want, "{listed}");
+    let browsed = |api: SocketAddr| async move {
+        let path = format!(
+            "/v1/ui/executions/{}",
+            crate::common::http::urlencode(traced)
+        );
+        let (status, v) = http(api, "GET", &path, None).await.unwrap();
+        assert_eq!(status, 200, "{v}");
+        v["TraceId"].clone()
+    };
+    assert_eq!(browsed(s.api).await, want);
+    let files: Vec<Value> = execs.iter().map(|(a, _)| s.cursor(a).unwrap().1).collect();
+    for c in &files {
+        assert!(c["finished_status"].is_string(), "{c}");
+        assert!(c["function_arn"].is_string(), "{c}");
+    }
+    assert_eq!(files[0]["trace_header"], header);
+    assert!(d.terminate(Duration::from_secs(25)).await.success());
+
+    let d = Daemon::start_json(&s, 2).await;
+    d.eventually(Duration::from_secs(20), "both finished again", || async {
+        (metric(s.http, finished).await == 2.0).then_some(())
+    })
+    .await;
+    let (_, list) = http(s.api, "GET", "/v1/executions", None).await.unwrap();
+    assert_eq!(shown(&list), before);
+    assert_eq!(browsed(s.api).await, want);
+    let again: Vec<Value> = execs.iter().map(|(a, _)| s.cursor(a).unwrap().1).collect();
+    assert_eq!(
+        again, files,
+        "a finished execution's file was written again"
+    );
+    assert!(d.terminate(Duration::from_secs(25)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_marker_means_a_full_reread_without_duplicates() {
     let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
