@@ -15,6 +15,7 @@ pub mod exporter;
 pub mod http;
 pub mod lambda;
 pub mod limiter;
+mod memory;
 pub mod metrics;
 pub mod reload;
 pub mod schedule;
@@ -363,6 +364,7 @@ pub async fn run_embedded(
         ))),
         None => None,
     };
+    tokio::spawn(memory::trim_until(stop_rx.clone()));
     let coordinator =
         tokio::spawn(coordinator.run(cmd_rx, ack_rx, stop_rx, exporter, SHUTDOWN_GRACE));
     #[cfg(unix)]
