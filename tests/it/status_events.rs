@@ -133,16 +133,17 @@ async fn executions_are_followed_from_the_queue_and_read_when_they_end() {
     assert_eq!(repeats, 0, "no span exported twice");
 
     // Every execution was heard of once as new; the poison message was counted and dropped.
-    let m = parse(&scrape(s.http).await);
-    let tracked = m.value(
-        "durable_exporter_status_events_total",
-        &[("result", "tracked")],
-    );
-    assert!(
-        tracked >= started.len() as f64,
-        "{tracked} < {}",
-        started.len()
-    );
+    // An event is counted once its tracking is on disk, a moment after the list shows it.
+    let m = d
+        .eventually(Duration::from_secs(10), "every new one counted", || async {
+            let m = parse(&scrape(s.http).await);
+            let tracked = m.value(
+                "durable_exporter_status_events_total",
+                &[("result", "tracked")],
+            );
+            (tracked >= started.len() as f64).then_some(m)
+        })
+        .await;
     assert_eq!(
         m.value(
             "durable_exporter_status_events_total",
