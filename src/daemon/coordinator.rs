@@ -345,7 +345,59 @@ const CHAINED_INVOKE_HOLD: Duration = Duration::from_millis(300);
 enum JobResult {
     Described(Arc<str>, Result<Description, ApiError>),
     Polled(Arc<str>, PollOutcome),
-    Discovered(Vec<Listed>, Vec<ApiError>),
+    /// One page of a discovery pass.
+    Listed(Result<(Vec<Listed>, Option<String>), ApiError>),
+}
+
+/// A discovery pass: the configured functions listed one page at a time, each page's
+/// executions tracked as it arrives (a whole pass of 100,000 listed executions held at once
+/// was 11 MB at the daemon's peak).
+struct DiscoveryPass {
+    functions: Vec<crate::config::FunctionTrack>,
+    /// The function being listed.
+    index: usize,
+    /// Its listing asks for executions started after this.
+    after: Timestamp,
+    pages: Pages,
+    /// A page is being read; the next is asked for by `dispatch`, never while shutting down.
+    in_flight: bool,
+    added: usize,
+    refused: usize,
+    /// The configured functions changed during the pass: another starts when it ends.
+    again: bool,
+}
+
+impl DiscoveryPass {
+    fn new(functions: Vec<crate::config::FunctionTrack>) -> Option<Self> {
+        let after = Self::after(functions.first()?);
+        Some(DiscoveryPass {
+            functions,
+            index: 0,
+            after,
+            pages: Pages::default(),
+            in_flight: false,
+            added: 0,
+            refused: 0,
+            again: false,
+        })
+    }
+
+    fn after(f: &crate::config::FunctionTrack) -> Timestamp {
+        Timestamp::from_millis(now_ms() - f.lookback.as_millis() as i64)
+    }
+
+    /// On to the next function: false when this was the last.
+    fn next_function(&mut self) -> bool {
+        self.index += 1;
+        self.pages = Pages::default();
+        match self.functions.get(self.index) {
+            Some(f) => {
+                self.after = Self::after(f);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 struct PollOutcome {
@@ -396,7 +448,7 @@ pub struct Coordinator {
     reserved_spans: usize,
     health: Arc<Health>,
     next_discovery: Instant,
-    discovery_in_flight: bool,
+    discovery: Option<DiscoveryPass>,
     /// Writes the cursors, off this task, in groups (None once shutting down).
     writer: Option<Writer>,
     writer_task: Option<tokio::task::JoinHandle<()>>,
@@ -444,7 +496,7 @@ impl Coordinator {
             reserved_spans: 0,
             health,
             next_discovery: Instant::now(),
-            discovery_in_flight: false,
+            discovery: None,
             writer: None,
             writer_task: None,
             tracking_unsaved: false,
@@ -898,8 +950,14 @@ impl Coordinator {
         } else {
             self.schedule.next_wake(now).map(|at| self.instant(at))
         };
-        if !self.config.track.functions.is_empty() && !self.discovery_in_flight {
-            due = Some(due.map_or(self.next_discovery, |d| d.min(self.next_discovery)));
+        let discovery = match &self.discovery {
+            Some(pass) if pass.in_flight => None,
+            Some(_) => Some(Instant::now()),
+            None if self.config.track.functions.is_empty() => None,
+            None => Some(self.next_discovery),
+        };
+        if let Some(at) = discovery {
+            due = Some(due.map_or(at, |d| d.min(at)));
         }
         due
     }
@@ -907,12 +965,10 @@ impl Coordinator {
     /// Starts due polls while there is room: concurrency and the span buffer.
     fn dispatch(&mut self) {
         let now = Instant::now();
-        if !self.config.track.functions.is_empty()
-            && !self.discovery_in_flight
-            && self.next_discovery <= now
-        {
-            self.start_discovery();
+        if self.discovery.is_none() && self.next_discovery <= now {
+            self.discovery = DiscoveryPass::new(self.config.track.functions.clone());
         }
+        self.list_next_page();
         let cap = self.config.otlp.max_buffered_spans;
         let mono_now = self.mono(now);
         while self.in_flight < self.config.aws.max_concurrency {
@@ -980,44 +1036,72 @@ impl Coordinator {
         }
     }
 
-    fn start_discovery(&mut self) {
-        self.discovery_in_flight = true;
+    /// Asks for the discovery pass's next page, unless one is being read.
+    fn list_next_page(&mut self) {
+        let Some(pass) = self.discovery.as_mut().filter(|p| !p.in_flight) else {
+            return;
+        };
+        pass.in_flight = true;
+        let f = pass.functions[pass.index].clone();
+        let (after, marker) = (pass.after, pass.pages.marker().map(str::to_owned));
         let lambda = self.lambda.clone();
-        let functions = self.config.track.functions.clone();
         self.jobs.spawn(async move {
-            let mut found = Vec::new();
-            let mut errors = Vec::new();
-            for f in functions {
-                let after = Timestamp::from_millis(now_ms() - f.lookback.as_millis() as i64);
-                let mut pages = Pages::default();
-                loop {
-                    match lambda
-                        .list_by_function(
-                            &f.name,
-                            f.qualifier.as_deref(),
-                            &f.statuses,
-                            Some(after),
-                            pages.marker(),
-                        )
-                        .await
-                    {
-                        Ok((items, next)) => {
-                            let n = items.len();
-                            found.extend(items.into_iter().filter(|l| l.start >= after));
-                            if !pages.advance(next, n) {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            errors.push(e);
-                            break;
-                        }
-                    }
-                }
-            }
-            JobResult::Discovered(found, errors)
+            let r = lambda
+                .list_by_function(
+                    &f.name,
+                    f.qualifier.as_deref(),
+                    &f.statuses,
+                    Some(after),
+                    marker.as_deref(),
+                )
+                .await;
+            JobResult::Listed(r)
         });
         self.in_flight += 1;
+    }
+
+    /// A page of the discovery pass: its executions tracked, then the next page, the next
+    /// function, or the end of the pass.
+    fn on_listed(&mut self, r: Result<(Vec<Listed>, Option<String>), ApiError>) {
+        let Some(mut pass) = self.discovery.take() else {
+            return;
+        };
+        pass.in_flight = false;
+        let more = match r {
+            Ok((items, next)) => {
+                let n = items.len();
+                for l in items.iter().filter(|l| l.start >= pass.after) {
+                    match self.track(&l.arn, Source::Discovered) {
+                        Ok(true) => pass.added += 1,
+                        Ok(false) | Err(Refused::OtherShard { .. }) => {}
+                        Err(_) => pass.refused += 1,
+                    }
+                }
+                pass.pages.advance(next, n) || pass.next_function()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, function = %pass.functions[pass.index].name, "discovery failed; trying again at the next interval");
+                pass.next_function()
+            }
+        };
+        if more {
+            self.discovery = Some(pass);
+            return;
+        }
+        self.next_discovery = match pass.again {
+            true => Instant::now(),
+            false => Instant::now() + self.config.track.discovery_interval,
+        };
+        if pass.added > 0 {
+            tracing::info!(added = pass.added, "discovered executions");
+        }
+        if pass.refused > 0 {
+            tracing::warn!(
+                skipped = pass.refused,
+                max_executions = self.config.track.max_executions,
+                "track.max_executions reached: discovered executions skipped (listed again at the next discovery)"
+            );
+        }
     }
 
     /// A job's task ended: its result, or the panic it ended with.
@@ -1033,31 +1117,7 @@ impl Coordinator {
         match r {
             JobResult::Described(arn, r) => self.on_described(arn, r),
             JobResult::Polled(arn, o) => self.on_polled(arn, o),
-            JobResult::Discovered(found, errors) => {
-                self.discovery_in_flight = false;
-                self.next_discovery = Instant::now() + self.config.track.discovery_interval;
-                for e in errors {
-                    tracing::warn!(error = %e, "discovery failed; trying again at the next interval");
-                }
-                let (mut added, mut refused) = (0, 0);
-                for l in found {
-                    match self.track(&l.arn, Source::Discovered) {
-                        Ok(true) => added += 1,
-                        Ok(false) | Err(Refused::OtherShard { .. }) => {}
-                        Err(_) => refused += 1,
-                    }
-                }
-                if added > 0 {
-                    tracing::info!(added, "discovered executions");
-                }
-                if refused > 0 {
-                    tracing::warn!(
-                        skipped = refused,
-                        max_executions = self.config.track.max_executions,
-                        "track.max_executions reached: discovered executions skipped (listed again at the next discovery)"
-                    );
-                }
-            }
+            JobResult::Listed(r) => self.on_listed(r),
         }
     }
 
@@ -1784,6 +1844,9 @@ impl Coordinator {
             );
         }
         let now = Instant::now();
+        if let Some(pass) = self.discovery.as_mut() {
+            pass.again |= functions_changed;
+        }
         self.next_discovery = if functions_changed {
             now
         } else {

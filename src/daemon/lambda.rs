@@ -137,7 +137,6 @@ pub struct Description {
 #[derive(Debug, Clone)]
 pub struct Listed {
     pub arn: String,
-    pub status: String,
     pub start: Timestamp,
 }
 
@@ -511,7 +510,6 @@ impl Lambda {
             .iter()
             .map(|e| Listed {
                 arn: e.durable_execution_arn().to_owned(),
-                status: e.status().as_str().to_owned(),
                 start: Timestamp::from_secs_nanos(
                     e.start_timestamp().secs(),
                     e.start_timestamp().subsec_nanos(),

@@ -153,6 +153,8 @@ pub struct Scripted {
     markers: HashMap<String, Marker>,
     marker_rng: Rng,
     tail_markers: bool,
+    /// Listing pages hold at most this many executions, whatever `MaxItems` asks.
+    list_page_limit: Option<usize>,
 }
 
 impl Default for Scripted {
@@ -164,6 +166,7 @@ impl Default for Scripted {
             markers: HashMap::new(),
             marker_rng: Rng(0),
             tail_markers: false,
+            list_page_limit: None,
         }
     }
 }
@@ -218,6 +221,10 @@ impl Scripted {
 
     pub fn set_tail_markers(&mut self, on: bool) {
         self.tail_markers = on;
+    }
+
+    pub fn set_list_page_limit(&mut self, limit: Option<usize>) {
+        self.list_page_limit = limit;
     }
 
     pub fn markers_issued(&self) -> usize {
@@ -392,7 +399,10 @@ impl Scripted {
         now: Instant,
         ttl: Option<Duration>,
     ) -> Result<Reply, Reply> {
-        let q = ListQuery::parse(function, p)?;
+        let mut q = ListQuery::parse(function, p)?;
+        if let Some(limit) = self.list_page_limit {
+            q.max = q.max.min(limit);
+        }
         let name = q.function.clone();
         let anchor = match q.marker {
             None => None,
@@ -721,6 +731,12 @@ impl ScriptedApi {
     /// NextMarker. Off by default: NextMarker only when more visible events exist, as documented.
     pub fn set_tail_markers(&self, on: bool) {
         self.scripted(|s| s.set_tail_markers(on));
+    }
+
+    /// Listing pages of at most `limit` executions (a listing of many pages without that many
+    /// executions); None: as many as `MaxItems` asks.
+    pub fn set_list_page_limit(&self, limit: Option<usize>) {
+        self.scripted(|s| s.set_list_page_limit(limit));
     }
 
     /// How many markers the source has issued so far.

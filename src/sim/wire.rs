@@ -104,7 +104,7 @@ pub struct ListQuery<'a> {
     started_after_us: Option<i64>,
     started_before_us: Option<i64>,
     name_contains: Option<&'a str>,
-    max: usize,
+    pub max: usize,
 }
 
 impl<'a> ListQuery<'a> {

@@ -257,6 +257,87 @@ async fn discovery_follows_recent_executions_of_the_listed_function() {
     assert!(d.terminate(Duration::from_secs(25)).await.success());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_tracks_each_listing_page_as_it_arrives_across_functions() {
+    let fake = ScriptedApi::start().await;
+    // Listings of two executions a page: five orders executions are three pages.
+    fake.set_list_page_limit(Some(2));
+    let receiver = crate::common::otlp::grpc().await;
+    let recent = now_ms() - 60_000;
+    let orders: Vec<(String, Vec<Event>)> = (0..5)
+        .map(|i| {
+            (
+                exec_arn("orders", "$LATEST", &format!("order-p{i}"), 10 + i),
+                synth_ending(6, 100 + i as u64 * 10, recent + i as i64 * 1_000, true),
+            )
+        })
+        .collect();
+    let billing: Vec<(String, Vec<Event>)> = (0..2)
+        .map(|i| {
+            (
+                exec_arn("billing", "$LATEST", &format!("bill-p{i}"), 20 + i),
+                synth_ending(6, 200 + i as u64 * 10, recent + i as i64 * 1_000, true),
+            )
+        })
+        .collect();
+    let all: Vec<_> = orders.iter().chain(&billing).cloned().collect();
+    add_all(&fake, &all);
+
+    let s = setup(
+        &fake,
+        receiver.addr,
+        &[],
+        "track:\n  discovery_interval: 1h\n  functions:\n    - name: orders\n      statuses: [SUCCEEDED]\n      lookback: 1h\n    - name: billing\n      statuses: [SUCCEEDED]\n      lookback: 1h\n",
+    );
+    let d = Daemon::start(&s, 1).await;
+    let v = wait_for(
+        &d,
+        s.api,
+        Duration::from_secs(20),
+        "the executions of both functions to be discovered and end",
+        all_finished(&all),
+    )
+    .await;
+    assert_eq!(v.len(), all.len(), "{v:#?}");
+    for (a, _) in &all {
+        assert_eq!(v[a].source, "discovered", "{a}");
+    }
+
+    // One pass (the interval is an hour): orders in three pages, each after the one before
+    // with its marker, then billing in one.
+    let order_lists = requests_for(&fake, Some(LIST_BY_FUNCTION), "orders");
+    assert_eq!(order_lists.len(), 3, "{order_lists:#?}");
+    assert_eq!(order_lists[0].param("Marker"), None);
+    assert!(order_lists[1].param("Marker").is_some());
+    assert!(order_lists[2].param("Marker").is_some());
+    assert_ne!(
+        order_lists[1].param("Marker"),
+        order_lists[2].param("Marker")
+    );
+    let billing_lists = requests_for(&fake, Some(LIST_BY_FUNCTION), "billing");
+    assert_eq!(billing_lists.len(), 1, "{billing_lists:#?}");
+    assert!(billing_lists[0].arrived >= order_lists[2].arrived);
+
+    // A page's executions are tracked, and read, as the page arrives: the first page's
+    // executions are described before the pass reaches its last page.
+    for (a, _) in &orders[..2] {
+        let first = requests_for(&fake, Some(GET_EXECUTION), a)
+            .first()
+            .map(|r| r.arrived)
+            .unwrap_or_else(|| panic!("{a} never described"));
+        assert!(
+            first < order_lists[2].arrived,
+            "{a} described {:?} after the last page was asked for",
+            first - order_lists[2].arrived
+        );
+    }
+
+    let (got, repeats) = received(&receiver);
+    assert_eq!(repeats, 0);
+    assert_exact(&expected(&all), &got);
+    assert!(d.terminate(Duration::from_secs(25)).await.success());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Chained invokes.
 
