@@ -384,7 +384,10 @@ pub struct Execution {
     info: ExecutionInfo,
     execution_op: Option<Operation>,
     options: FoldOptions,
-    open: FxHashMap<Arc<str>, Operation>,
+    /// Boxed: the table keeps a pointer per slot. Its slots outnumber the open operations (up
+    /// to twice, and it never shrinks after a burst of parallel branches), and each inline
+    /// `Operation` is a few hundred bytes; moving one out and back in moves a pointer.
+    open: FxHashMap<Arc<str>, Box<Operation>>,
     finished: Vec<Operation>,
     /// Hashes of every operation id seen (open or finished), for ParentId checks.
     seen: HashSet<u64>,
@@ -528,7 +531,7 @@ impl Execution {
 
     /// Operations still open, in start order.
     pub fn open_operations(&self) -> Vec<&Operation> {
-        let mut v: Vec<&Operation> = self.open.values().collect();
+        let mut v: Vec<&Operation> = self.open.values().map(|op| &**op).collect();
         v.sort_by_key(|o| o.first_event_id);
         v
     }
@@ -540,7 +543,7 @@ impl Execution {
             .execution_op
             .iter()
             .chain(self.finished.iter())
-            .chain(self.open.values())
+            .chain(self.open.values().map(|op| &**op))
             .collect();
         v.sort_by_key(|o| (o.start, o.first_event_id));
         v
@@ -1133,7 +1136,7 @@ impl Execution {
             obs.observe(Transition::InvocationEnded(&invocation));
         }
 
-        let mut still_open: Vec<Operation> = self.open.drain().map(|(_, op)| op).collect();
+        let mut still_open: Vec<Box<Operation>> = self.open.drain().map(|(_, op)| op).collect();
         still_open.sort_by_key(|o| o.first_event_id);
         for mut op in still_open {
             op.end = Some(e.timestamp);
@@ -1155,7 +1158,7 @@ impl Execution {
             }
             obs.observe(Transition::OperationFinished(&op));
             if self.options.keep_finished {
-                self.finished.push(op);
+                self.finished.push(*op);
             }
         }
 
@@ -1195,14 +1198,14 @@ impl Execution {
         r
     }
 
-    fn new_operation(&mut self, e: &Event, r: &OperationRef, details: Details) -> Operation {
+    fn new_operation(&mut self, e: &Event, r: &OperationRef, details: Details) -> Box<Operation> {
         let parent_known = r
             .parent_id
             .as_deref()
             .is_none_or(|p| self.seen.contains(&id_hash(p)));
         self.seen.insert(id_hash(&r.id));
         self.info.operations += 1;
-        Operation {
+        Box::new(Operation {
             id: Arc::from(r.id.as_str()),
             parent_id: r.parent_id.as_deref().map(Arc::from),
             parent_known,
@@ -1218,7 +1221,7 @@ impl Execution {
             error: None,
             details,
             unfinished: false,
-        }
+        })
     }
 
     fn report_unknown_parent(&self, op: &Operation, e: &Event, obs: &mut impl Observer) {
@@ -1282,7 +1285,7 @@ impl Execution {
         e: &Event,
         expected: OperationType,
         obs: &mut impl Observer,
-    ) -> Option<Operation> {
+    ) -> Option<Box<Operation>> {
         let r = self.op_ref(e, obs)?;
         if let Some(op) = self.open.remove(r.id.as_str()) {
             if op.op_type() != expected {
@@ -1370,10 +1373,10 @@ impl Execution {
     }
 
     /// Reports a finished operation and keeps it only when asked to.
-    fn retire(&mut self, op: Operation, obs: &mut impl Observer) {
+    fn retire(&mut self, op: Box<Operation>, obs: &mut impl Observer) {
         obs.observe(Transition::OperationFinished(&op));
         if self.options.keep_finished {
-            self.finished.push(op);
+            self.finished.push(*op);
         }
     }
 
