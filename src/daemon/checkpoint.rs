@@ -47,7 +47,8 @@ pub struct Cursor {
     /// daemon had read further than the collector acknowledged; a snapshot that does not read
     /// back (another version's format) just means that re-read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fold: Option<serde_json::Value>,
+    /// Boxed: in memory a cursor has none (it goes to disk with the copy written).
+    pub fold: Option<Box<serde_json::Value>>,
 }
 
 /// The on-disk form, versioned.
@@ -501,7 +502,7 @@ impl Pending {
             Write::Barrier(b) => self.barriers.push(b),
             Write::Load(arn, reply) => {
                 if let Some(c) = self.saves.get(&arn) {
-                    let _ = reply.send(c.fold.clone());
+                    let _ = reply.send(c.fold.as_deref().cloned());
                 } else if self.removed.contains(&*arn) {
                     let _ = reply.send(None);
                 } else {
@@ -528,7 +529,7 @@ fn answer_loads(store: &CheckpointStore, loads: Vec<(std::sync::Arc<str>, FoldRe
             .ok()
             .filter(|c| c.arn == arn)
             .and_then(|c| c.fold);
-        let _ = reply.send(fold);
+        let _ = reply.send(fold.map(|f| *f));
     }
 }
 
@@ -746,7 +747,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::open(dir.path()).unwrap();
         let with_fold = |id: u64| Cursor {
-            fold: Some(serde_json::json!({ "at": id })),
+            fold: Some(Box::new(serde_json::json!({ "at": id }))),
             ..cursor("arn:a", id)
         };
         // On disk before the writer started.

@@ -695,7 +695,7 @@ impl Coordinator {
         // disk only: in memory the live fold is the state (a JSON tree per execution would
         // cost more than the fold itself).
         let restored = match (cursor.fold.take(), finished) {
-            (Some(snapshot), false) => Execution::restore(snapshot)
+            (Some(snapshot), false) => Execution::restore(*snapshot)
                 .filter(|f| f.last_event_id() == cursor.last_event_id && f.arn() == &*arn),
             _ => None,
         };
@@ -1560,7 +1560,7 @@ impl Coordinator {
         }
         // The snapshot goes to disk with the cursor; memory keeps the live fold only.
         let cursor = Cursor {
-            fold: snapshot,
+            fold: snapshot.map(Box::new),
             ..t.cursor.clone()
         };
         if finished {

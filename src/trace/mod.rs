@@ -710,7 +710,7 @@ impl TraceBuilder {
         match info.status {
             ExecutionStatus::Succeeded => span.status = StatusCode::Ok,
             ExecutionStatus::Running => {}
-            other => set_error(&mut span, info.error.as_ref(), end, other.as_str()),
+            other => set_error(&mut span, info.error.as_deref(), end, other.as_str()),
         }
         self.spans.push(span);
     }
