@@ -950,12 +950,10 @@ impl Coordinator {
         } else {
             self.schedule.next_wake(now).map(|at| self.instant(at))
         };
-        let discovery = match &self.discovery {
-            Some(pass) if pass.in_flight => None,
-            Some(_) => Some(Instant::now()),
-            None if self.config.track.functions.is_empty() => None,
-            None => Some(self.next_discovery),
-        };
+        // A pass under way needs no timer: dispatch asked for its next page, whose end wakes
+        // the loop.
+        let discovery = (self.discovery.is_none() && !self.config.track.functions.is_empty())
+            .then_some(self.next_discovery);
         if let Some(at) = discovery {
             due = Some(due.map_or(at, |d| d.min(at)));
         }
