@@ -34,7 +34,8 @@ impl Found {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Summary {
     pub retries: u32,
-    pub last_failure: Option<Failure>,
+    /// Boxed: most executions have none, and a finished one keeps its summary.
+    pub last_failure: Option<Box<Failure>>,
 }
 
 /// An operation that failed (or an attempt of a step), and why.
@@ -67,10 +68,10 @@ impl Summary {
     }
 
     fn fail(&mut self, op: &crate::state::Operation, e: &crate::history::ErrorInfo) {
-        self.last_failure = Some(Failure {
+        self.last_failure = Some(Box::new(Failure {
             operation: op.display_name().to_owned(),
             error: e.summary(),
-        });
+        }));
     }
 }
 

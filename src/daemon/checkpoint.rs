@@ -5,6 +5,7 @@
 //! that cannot be read is moved aside (`*.corrupt-<unix seconds>`) and reported, and that
 //! execution is read again from the start.
 
+use std::borrow::Cow;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,9 +32,14 @@ pub struct Cursor {
     /// The execution's function ARN, from GetDurableExecution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_arn: Option<String>,
-    /// The terminal status, once the execution ended and every span was acknowledged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_status: Option<String>,
+    /// The terminal status, once the execution ended and every span was acknowledged. One of
+    /// the few statuses the API has, shared rather than a string of each execution's own.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "known_status"
+    )]
+    pub finished_status: Option<Cow<'static, str>>,
     /// When (wall clock, ms) the end was acknowledged: retention counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<i64>,
@@ -49,6 +55,19 @@ pub struct Cursor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Boxed: in memory a cursor has none (it goes to disk with the copy written).
     pub fold: Option<Box<serde_json::Value>>,
+}
+
+/// A status read back: shared when it is one the API has (any other is kept as it is).
+fn known_status<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'static, str>>, D::Error> {
+    let status = Option::<String>::deserialize(d)?;
+    Ok(status.map(
+        |s| match crate::config::EXECUTION_STATUSES.iter().find(|k| **k == s) {
+            Some(k) => Cow::Borrowed(*k),
+            None => Cow::Owned(s),
+        },
+    ))
 }
 
 /// The on-disk form, versioned.

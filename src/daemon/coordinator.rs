@@ -278,6 +278,20 @@ struct Tracked {
     resource: Arc<Resource>,
     /// Persisted position: acknowledged by the collector.
     cursor: Cursor,
+    last_read: Option<Instant>,
+    last_error: Option<String>,
+    /// The `function` and `qualifier` metric labels (one copy per function).
+    labels: Arc<crate::metrics::Fq>,
+    /// Kept from the fold when it ended or went dormant.
+    brief: Option<Box<Brief>>,
+    /// What reading it needs; dropped once it finished (see [`Tracked::let_go`]).
+    reading: Option<Box<Reading>>,
+}
+
+/// What only an execution still read needs: most of a large tracked set has ended, and kept
+/// inline this was a quarter of each entry.
+#[derive(Debug)]
+struct Reading {
     /// Events folded so far (>= cursor.last_event_id once the replay after a start is done).
     read_through: u64,
     /// The marker to read from next: the page that held `read_through`.
@@ -289,14 +303,10 @@ struct Tracked {
     /// When (the scheduler's clock) the last read that brought new events ended: what the
     /// execution has waited for since is "since".
     last_news: Ms,
-    last_read: Option<Instant>,
-    last_error: Option<String>,
     /// Spans handed to the exporter and not acknowledged yet.
     unacked_jobs: usize,
     /// Buffer room set aside for the poll in flight.
     reserved: usize,
-    /// The `function` and `qualifier` metric labels.
-    labels: crate::metrics::Fq,
     /// A ChainedInvokeStarted held back because it named no child execution yet: its EventId
     /// and how many reads held it (see `CHAINED_INVOKE_HOLD_READS`).
     held: Option<(u64, u32)>,
@@ -307,11 +317,28 @@ struct Tracked {
     page_events: usize,
     /// The endpoint answers `ReverseOrder` (probing the tail works).
     probe: bool,
-    /// Kept from the fold when it ended or went dormant.
-    brief: Option<Box<Brief>>,
     /// The pending invocation (its index) and when (the scheduler's clock) the read that first
     /// found the history ending at its InvocationCompleted ended: [`INVOCATION_SETTLE`].
     pending_seen: Option<(u32, Ms)>,
+}
+
+impl Reading {
+    fn new(read_through: u64, read_marker: Option<String>) -> Self {
+        Reading {
+            read_through,
+            read_marker,
+            in_flight: false,
+            reason: Reason::New,
+            last_news: 0,
+            unacked_jobs: 0,
+            reserved: 0,
+            held: None,
+            fetched_through: 0,
+            page_events: 0,
+            probe: true,
+            pending_seen: None,
+        }
+    }
 }
 
 impl Tracked {
@@ -319,10 +346,14 @@ impl Tracked {
     /// acknowledged (most of a large tracked set): its file keeps the whole cursor, and
     /// nothing writes it again. The trace header stays: the browser draws the trace with it.
     fn let_go(&mut self) {
-        self.read_marker = None;
+        self.reading = None;
         self.cursor.marker = None;
         self.cursor.function_arn = None;
-        self.held = None;
+    }
+
+    /// Events folded so far.
+    fn read_through(&self) -> u64 {
+        self.reading.as_ref().map_or(0, |r| r.read_through)
     }
 
     /// Suspended with its fold on disk only (see [`Brief`]).
@@ -457,8 +488,8 @@ pub struct Coordinator {
     /// One resource per function (and qualifier): every execution of it shares it.
     resources: HashMap<String, Arc<Resource>>,
     /// One copy of each function's `function` and `qualifier` labels: every execution of it
-    /// shares the strings.
-    labels: HashSet<crate::metrics::Fq>,
+    /// shares it.
+    labels: HashSet<Arc<crate::metrics::Fq>>,
 }
 
 impl Coordinator {
@@ -713,23 +744,12 @@ impl Coordinator {
             phase,
             fold,
             resource,
-            read_through,
-            read_marker,
             cursor,
-            in_flight: false,
-            reason: Reason::New,
-            last_news: 0,
             last_read: None,
             last_error: None,
-            unacked_jobs: 0,
-            reserved: 0,
             labels,
-            held: None,
-            fetched_through: 0,
-            page_events: 0,
-            probe: true,
             brief: None,
-            pending_seen: None,
+            reading: Some(Box::new(Reading::new(read_through, read_marker))),
         };
         let mut t = Box::new(t);
         if finished {
@@ -738,7 +758,7 @@ impl Coordinator {
         self.tracked.insert(arn.clone(), t);
         if !finished {
             let now = self.mono(Instant::now());
-            self.schedule.add(arn, now, Waiting::New);
+            self.schedule.add(arn, now);
         }
     }
 
@@ -767,7 +787,7 @@ impl Coordinator {
             .map(|b| b.summary.clone())
             .unwrap_or_default();
         let fold = restored
-            .filter(|f| f.last_event_id() == t.read_through && f.arn() == &**arn)
+            .filter(|f| f.last_event_id() == t.read_through() && f.arn() == &**arn)
             .map(|f| Box::new(self.resume(*f, &t.cursor, summary)));
         let woken = fold.is_some();
         let t = self.tracked.get_mut(arn).expect("present");
@@ -775,9 +795,11 @@ impl Coordinator {
         t.fold = fold;
         if !woken {
             tracing::warn!(arn = %arn, last_event_id = t.cursor.last_event_id, "the dormant execution's fold did not read back from its checkpoint: reading its history again from the start");
-            t.read_through = 0;
-            t.read_marker = None;
-            t.page_events = 0;
+            if let Some(r) = t.reading.as_mut() {
+                r.read_through = 0;
+                r.read_marker = None;
+                r.page_events = 0;
+            }
         }
         let result = if woken { "checkpoint" } else { "reread" };
         self.exporter_metrics
@@ -799,11 +821,12 @@ impl Coordinator {
 
     /// An execution's metric labels, sharing the strings of the other executions of its
     /// function.
-    fn labels_for(&mut self, arn: &str, function_arn: Option<&str>) -> crate::metrics::Fq {
+    fn labels_for(&mut self, arn: &str, function_arn: Option<&str>) -> Arc<crate::metrics::Fq> {
         let fq = crate::metrics::Fq::of(arn, function_arn);
         if let Some(shared) = self.labels.get(&fq) {
             return shared.clone();
         }
+        let fq = Arc::new(fq);
         self.labels.insert(fq.clone());
         fq
     }
@@ -923,7 +946,12 @@ impl Coordinator {
         {
             tracing::warn!("the checkpoint writer did not finish in time");
         }
-        let pending: usize = self.tracked.values().map(|t| t.unacked_jobs).sum();
+        let pending: usize = self
+            .tracked
+            .values()
+            .filter_map(|t| t.reading.as_ref())
+            .map(|r| r.unacked_jobs)
+            .sum();
         let m = &self.exporter_metrics;
         let polls = |result| m.polls.get_or_create(&ResultLabel { result }).get();
         tracing::info!(
@@ -984,11 +1012,12 @@ impl Coordinator {
                 self.schedule.remove(&arn);
                 continue;
             };
-            if t.phase == Phase::Finished || t.in_flight {
+            let dormant = t.is_dormant();
+            let Some(r) = t.reading.as_deref_mut().filter(|r| !r.in_flight) else {
                 continue;
-            }
-            t.reason = reason;
-            t.in_flight = true;
+            };
+            r.reason = reason;
+            r.in_flight = true;
             self.in_flight += 1;
             let lambda = self.lambda.clone();
             match t.phase {
@@ -1000,17 +1029,16 @@ impl Coordinator {
                 }
                 Phase::Live => {
                     let look = Look {
-                        marker: t.read_marker.clone(),
-                        after: t.read_through,
+                        marker: r.read_marker.clone(),
+                        after: r.read_through,
                         page_size: self.config.poll.page_size,
                         include_data: self.config.poll.include_execution_data,
                         max_pages,
-                        probe: t.probe && t.page_events > PROBE_ABOVE,
+                        probe: r.probe && r.page_events > PROBE_ABOVE,
                     };
                     let reserve = max_pages * per_page;
-                    t.reserved = reserve;
+                    r.reserved = reserve;
                     self.reserved_spans += reserve;
-                    let dormant = t.is_dormant();
                     let folds = self
                         .writer
                         .as_ref()
@@ -1123,7 +1151,9 @@ impl Coordinator {
         let Some(t) = self.tracked.get_mut(&arn) else {
             return;
         };
-        t.in_flight = false;
+        if let Some(r) = t.reading.as_mut() {
+            r.in_flight = false;
+        }
         match r {
             Ok(d) => {
                 t.last_error = None;
@@ -1165,6 +1195,11 @@ impl Coordinator {
         self.schedule.failed(arn, now, retry.as_millis() as Ms);
     }
 
+    /// The reading state of a tracked execution that is still read.
+    fn reading_mut(&mut self, arn: &str) -> Option<&mut Reading> {
+        self.tracked.get_mut(arn)?.reading.as_deref_mut()
+    }
+
     fn untrack(&mut self, arn: &str) -> bool {
         let existed = self.tracked.remove(arn).is_some();
         self.schedule.remove(&Arc::from(arn));
@@ -1178,20 +1213,23 @@ impl Coordinator {
         let Some(t) = self.tracked.get_mut(&arn) else {
             return;
         };
-        t.in_flight = false;
         if o.error.is_none() {
             t.last_read = Some(Instant::now());
         }
+        let Some(r) = t.reading.as_mut() else {
+            return;
+        };
+        r.in_flight = false;
         self.reserved_spans = self
             .reserved_spans
-            .saturating_sub(std::mem::take(&mut t.reserved));
+            .saturating_sub(std::mem::take(&mut r.reserved));
         if o.probe_unsupported {
-            t.probe = false;
+            r.probe = false;
             tracing::info!(arn = %arn, "the API ignores ReverseOrder: looks read the position's page again");
         }
         // A tail answer keeps the page, which now holds the news too.
-        t.page_events = match o.reread {
-            usize::MAX => t.page_events + o.events.len(),
+        r.page_events = match o.reread {
+            usize::MAX => r.page_events + o.events.len(),
             n => n,
         };
         if o.marker_fallback {
@@ -1205,9 +1243,9 @@ impl Coordinator {
         let completed = o.error.is_none() || new_events;
         // Events held back and read again are not new to the counters.
         let fetched_through = o.events.iter().map(|(e, _)| e.id).max().unwrap_or(0);
-        let first_seen = match self.tracked.get_mut(&arn) {
-            Some(t) if fetched_through > t.fetched_through => {
-                t.fetched_through = fetched_through;
+        let first_seen = match self.reading_mut(&arn) {
+            Some(r) if fetched_through > r.fetched_through => {
+                r.fetched_through = fetched_through;
                 true
             }
             _ => false,
@@ -1243,9 +1281,11 @@ impl Coordinator {
             self.settle_if_quiet(&arn, self.mono(o.started), now);
         }
         if first_seen {
-            self.tracked.get_mut(&arn).expect("present").last_news = now;
-        } else if let Some(t) = self.tracked.get(&arn) {
-            tracing::debug!(execution = %arn, scheduled_as = t.reason.as_str(), "read found nothing new");
+            if let Some(r) = self.reading_mut(&arn) {
+                r.last_news = now;
+            }
+        } else if let Some(r) = self.tracked.get(&arn).and_then(|t| t.reading.as_ref()) {
+            tracing::debug!(execution = %arn, scheduled_as = r.reason.as_str(), "read found nothing new");
         }
         let Some(t) = self.tracked.get(&arn) else {
             return;
@@ -1293,7 +1333,8 @@ impl Coordinator {
         // known time still ahead and instead of the back-off from one already past; economy
         // settles it at whatever read comes next.
         let grace = RESUME_GRACE.as_millis() as Ms;
-        let settle = match (self.config.poll.mode, t.pending_seen) {
+        let reading = t.reading.as_deref();
+        let settle = match (self.config.poll.mode, reading.and_then(|r| r.pending_seen)) {
             (Mode::Fresh, Some((_, seen))) => {
                 Some((seen + INVOCATION_SETTLE.as_millis() as Ms).saturating_sub(grace))
             }
@@ -1306,7 +1347,7 @@ impl Coordinator {
         match next {
             Some(at) if known_times_only => Waiting::At(sooner(Some(at)).unwrap_or(at)),
             until => Waiting::Unknown {
-                since: t.last_news,
+                since: reading.map_or(0, |r| r.last_news),
                 until: sooner(until),
             },
         }
@@ -1320,25 +1361,28 @@ impl Coordinator {
         let Some(t) = self.tracked.get_mut(arn) else {
             return;
         };
+        let Some(r) = t.reading.as_deref_mut() else {
+            return;
+        };
         let pending = t
             .fold
             .as_ref()
             .and_then(|p| p.execution().pending_invocation())
             .map(|i| i.index);
         let Some(index) = pending else {
-            t.pending_seen = None;
+            r.pending_seen = None;
             return;
         };
-        match t.pending_seen {
+        match r.pending_seen {
             Some((i, seen))
                 if i == index && started >= seen + INVOCATION_SETTLE.as_millis() as Ms => {}
             Some((i, _)) if i == index => return,
             _ => {
-                t.pending_seen = Some((index, now));
+                r.pending_seen = Some((index, now));
                 return;
             }
         }
-        t.pending_seen = None;
+        r.pending_seen = None;
         let pipeline = t.fold.as_mut().expect("pending");
         let mut found = Found::default();
         let target = MetricsTarget {
@@ -1353,11 +1397,11 @@ impl Coordinator {
             arn: arn.clone(),
             resource: t.resource.clone(),
             spans: pipeline.take_spans(),
-            through_event_id: t.read_through,
-            marker: t.read_marker.clone(),
+            through_event_id: r.read_through,
+            marker: r.read_marker.clone(),
             settled,
         };
-        t.unacked_jobs += 1;
+        r.unacked_jobs += 1;
         self.buffered_spans += job.spans.len();
         self.exporter_metrics
             .buffered
@@ -1383,9 +1427,14 @@ impl Coordinator {
             let t = &self.tracked[arn];
             self.trace_options(t.cursor.trace_header.as_deref())
         };
-        let t = self.tracked.get_mut(arn).expect("tracked");
-        let hold = hold_from(&events, t.read_through, t.held);
-        t.held = hold;
+        let Some(t) = self.tracked.get_mut(arn) else {
+            return false;
+        };
+        let Some(r) = t.reading.as_deref_mut() else {
+            return false;
+        };
+        let hold = hold_from(&events, r.read_through, r.held);
+        r.held = hold;
         if let Some((id, _)) = hold {
             events.retain(|(e, _)| e.id < id);
         }
@@ -1400,7 +1449,7 @@ impl Coordinator {
         // Conflicts about events applied now: not about a replay of exported ones (reported
         // before the restart) nor about held-back ones (read again, both copies, next time).
         for a in conflicts {
-            if a.event_id > acked.max(t.read_through) && hold.is_none_or(|(id, _)| a.event_id < id)
+            if a.event_id > acked.max(r.read_through) && hold.is_none_or(|(id, _)| a.event_id < id)
             {
                 report_anomaly(&self.exporter_metrics, arn, a);
             }
@@ -1419,11 +1468,11 @@ impl Coordinator {
             settled: None,
         };
         for (e, page) in events {
-            if e.id <= t.read_through {
+            if e.id <= r.read_through {
                 continue;
             }
-            t.read_through = e.id;
-            t.read_marker = markers.get(page).cloned().flatten();
+            r.read_through = e.id;
+            r.read_marker = markers.get(page).cloned().flatten();
             found.clear();
             if e.id <= acked {
                 // Replaying what was exported before a restart: rebuild open operations (and
@@ -1444,7 +1493,7 @@ impl Coordinator {
                 // Cut before the next event could take the job past a batch: an export
                 // batch is whole jobs, and a crash repeats at most the batch in flight.
                 if pipeline.spans().len() + SPANS_PER_EVENT > max_batch {
-                    jobs.push(job(pipeline.take_spans(), t.read_through, &t.read_marker));
+                    jobs.push(job(pipeline.take_spans(), r.read_through, &r.read_marker));
                 }
             }
             if follow {
@@ -1454,10 +1503,10 @@ impl Coordinator {
         pipeline.resettle(t.cursor.settled_invocation);
         // The rest, and the position itself (events that drew no span still move it).
         let cut = jobs.last().map_or(acked, |j| j.through_event_id);
-        if t.read_through > cut {
-            jobs.push(job(pipeline.take_spans(), t.read_through, &t.read_marker));
+        if r.read_through > cut {
+            jobs.push(job(pipeline.take_spans(), r.read_through, &r.read_marker));
         }
-        t.unacked_jobs += jobs.len();
+        r.unacked_jobs += jobs.len();
         for job in jobs {
             self.buffered_spans += job.spans.len();
             if let Some(tx) = &self.export_tx {
@@ -1513,7 +1562,10 @@ impl Coordinator {
         let Some(t) = self.tracked.get_mut(&ack.arn) else {
             return;
         };
-        t.unacked_jobs = t.unacked_jobs.saturating_sub(1);
+        let Some(r) = t.reading.as_deref_mut() else {
+            return;
+        };
+        r.unacked_jobs = r.unacked_jobs.saturating_sub(1);
         let settled = ack
             .settled
             .filter(|s| t.cursor.settled_invocation.is_none_or(|c| *s > c));
@@ -1527,7 +1579,8 @@ impl Coordinator {
         if settled.is_some() {
             t.cursor.settled_invocation = settled;
         }
-        let quiescent = t.unacked_jobs == 0 && t.read_through == t.cursor.last_event_id;
+        let quiescent = r.unacked_jobs == 0 && r.read_through == t.cursor.last_event_id;
+        let idle = !r.in_flight && r.held.is_none();
         let finished = quiescent && t.fold.as_ref().is_some_and(|p| p.execution().is_finished());
         let snapshot = match &t.fold {
             Some(p) if quiescent && !finished => Some(p.execution().snapshot()),
@@ -1537,7 +1590,7 @@ impl Coordinator {
             let pipeline = t.fold.take().expect("checked");
             t.brief = Some(Box::new(Brief::of(&pipeline)));
             let fold = pipeline.into_execution();
-            t.cursor.finished_status = Some(fold.info().status.as_str().to_owned());
+            t.cursor.finished_status = Some(fold.info().status.as_str().into());
             t.cursor.finished_at_ms = Some(now_ms());
             t.phase = Phase::Finished;
             tracing::info!(arn = %ack.arn, status = fold.info().status.as_str(), "execution ended; stopped polling it");
@@ -1546,8 +1599,7 @@ impl Coordinator {
         // in memory until a read brings news (most of a large tracked set waits like this).
         let dormant = snapshot.is_some()
             && self.writer.is_some()
-            && !t.in_flight
-            && t.held.is_none()
+            && idle
             && t.fold.as_ref().is_some_and(|p| {
                 let fold = p.execution();
                 fold.is_suspended() && fold.pending_invocation().is_none()
@@ -1745,8 +1797,9 @@ impl Coordinator {
             (Phase::Finished, _, _) => t
                 .cursor
                 .finished_status
-                .clone()
-                .unwrap_or_else(|| "FINISHED".into()),
+                .as_deref()
+                .unwrap_or("FINISHED")
+                .to_owned(),
             (_, Some(p), _) => p.execution().info().status.as_str().to_owned(),
             (_, None, Some(b)) => b.status.as_str().to_owned(),
             (Phase::Describe, None, None) => "PENDING".to_owned(),
@@ -1778,7 +1831,7 @@ impl Coordinator {
             status,
             source: t.source.as_str(),
             last_event_id: t.cursor.last_event_id,
-            read_event_id: t.read_through.max(t.cursor.last_event_id),
+            read_event_id: t.read_through().max(t.cursor.last_event_id),
             seconds_since_last_read: t.last_read.map(|r| (now - r).as_secs_f64()),
             next_poll_in_seconds: self
                 .schedule

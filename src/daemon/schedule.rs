@@ -90,7 +90,7 @@ pub enum Waiting {
     /// Suspended since `since` on something with no known time; `until`: the earliest known time
     /// among what it also waits for.
     Unknown { since: Ms, until: Option<Ms> },
-    /// Ended: never read again.
+    /// Ended: never read again (the entry is forgotten).
     Done,
 }
 
@@ -132,7 +132,6 @@ impl Reason {
 struct Entry {
     /// Bumped whenever the entry is rescheduled: heap items of older generations are stale.
     generation: u64,
-    waiting: Waiting,
     in_flight: bool,
     last_read: Option<Ms>,
     /// Reads in a row that found nothing (back-offs).
@@ -188,14 +187,13 @@ impl<K: Clone + Eq + Hash + Ord> Scheduler<K> {
         self.entries.is_empty()
     }
 
-    /// Tracks `key`, read at once (`New`) or as `waiting` says when it is known already (a
-    /// restart that restored the fold): `last_read` None.
-    pub fn add(&mut self, key: K, now: Ms, waiting: Waiting) {
+    /// Tracks `key`, read at once (a restart that restored the fold reads it once at start too,
+    /// whatever it waits for).
+    pub fn add(&mut self, key: K, now: Ms) {
         self.entries.insert(
             key.clone(),
             Entry {
                 generation: 0,
-                waiting,
                 in_flight: false,
                 last_read: None,
                 idle_reads: 0,
@@ -203,15 +201,32 @@ impl<K: Clone + Eq + Hash + Ord> Scheduler<K> {
                 planned: None,
             },
         );
-        match waiting {
-            // A restored execution is read once at start, whatever it waits for.
-            Waiting::Done => {}
-            _ => self.plan_at(&key, now, Reason::New),
+        self.plan_at(&key, now, Reason::New);
+    }
+
+    /// Forgets `key` (its items left in the heaps are dropped as they come up). The tables
+    /// give back their room once a quarter of it is used: a burst of new executions that
+    /// ended would otherwise hold it for good (16 MB after 100,000).
+    pub fn remove(&mut self, key: &K) {
+        if self.entries.remove(key).is_some() {
+            self.shrink_if_sparse();
         }
     }
 
-    pub fn remove(&mut self, key: &K) {
-        self.entries.remove(key);
+    fn shrink_if_sparse(&mut self) {
+        const MIN: usize = 1024;
+        let n = self.entries.len();
+        if self.entries.capacity() > MIN && n < self.entries.capacity() / 4 {
+            self.entries.shrink_to(n * 2);
+        }
+        fn shrink<T: Ord>(heap: &mut BinaryHeap<T>) {
+            if heap.capacity() > MIN && heap.len() < heap.capacity() / 4 {
+                heap.shrink_to(heap.len() * 2);
+            }
+        }
+        shrink(&mut self.timed);
+        shrink(&mut self.resting);
+        shrink(&mut self.ready);
     }
 
     pub fn contains(&self, key: &K) -> bool {
@@ -272,7 +287,6 @@ impl<K: Clone + Eq + Hash + Ord> Scheduler<K> {
         };
         e.in_flight = false;
         e.last_read = Some(now);
-        e.waiting = waiting;
         if news {
             e.idle_reads = 0;
         } else {
@@ -280,9 +294,7 @@ impl<K: Clone + Eq + Hash + Ord> Scheduler<K> {
         }
         let idle = e.idle_reads;
         match waiting {
-            Waiting::Done => {
-                self.bump(key);
-            }
+            Waiting::Done => self.remove(key),
             Waiting::New => self.plan_at(key, now, Reason::New),
             Waiting::Running => self.plan_at(key, now + p.interval, Reason::Running),
             Waiting::At(t) => {
@@ -336,7 +348,7 @@ impl<K: Clone + Eq + Hash + Ord> Scheduler<K> {
     /// False when nothing was planned.
     pub fn news(&mut self, key: &K, now: Ms) -> bool {
         match self.entries.get(key) {
-            Some(e) if !e.in_flight && e.waiting != Waiting::Done => {
+            Some(e) if !e.in_flight => {
                 self.plan_at(key, now, Reason::News);
                 true
             }
@@ -506,7 +518,7 @@ mod tests {
     fn news_is_read_at_once_unless_a_read_is_in_flight() {
         for mode in [Mode::Fresh, Mode::Economy] {
             let mut s = Scheduler::new(policy(mode));
-            s.add(1, 0, Waiting::New);
+            s.add(1, 0);
             assert_eq!(s.next(0), Some((1, Reason::New)));
             // Suspended on a callback: economy would wait, fresh only when there is room.
             s.read(
@@ -518,7 +530,7 @@ mod tests {
                     until: None,
                 },
             );
-            s.add(2, 0, Waiting::New);
+            s.add(2, 0);
             assert!(s.news(&1, 5 * S));
             assert_eq!(s.next(5 * S), Some((2, Reason::New)));
             assert_eq!(s.next(5 * S), Some((1, Reason::News)));
@@ -532,12 +544,51 @@ mod tests {
     }
 
     #[test]
+    fn executions_that_ended_are_forgotten_and_their_room_given_back() {
+        let mut s = Scheduler::new(policy(Mode::Fresh));
+        const N: u64 = 20_000;
+        for k in 0..N {
+            s.add(k, 0);
+        }
+        let full = (s.entries.capacity(), s.timed.capacity());
+        let mut started = Vec::new();
+        while let Some((k, reason)) = s.next(0) {
+            assert_eq!(reason, Reason::New);
+            started.push(k);
+        }
+        assert_eq!(started.len(), N as usize);
+        // All but ten end; those ten wait for a callback.
+        for k in started {
+            let waiting = if k < 10 {
+                Waiting::Unknown {
+                    since: 0,
+                    until: None,
+                }
+            } else {
+                Waiting::Done
+            };
+            s.read(&k, S, true, waiting);
+        }
+        assert_eq!(s.len(), 10);
+        assert!(
+            s.entries.capacity() * 8 < full.0 && s.timed.capacity() * 8 < full.1,
+            "tables kept their room: {:?} -> {:?}",
+            full,
+            (s.entries.capacity(), s.timed.capacity())
+        );
+        // The ten are still read, and only they.
+        let later: Vec<u64> = std::iter::from_fn(|| s.next(10 * S).map(|(k, _)| k)).collect();
+        assert_eq!(later, (0..10).collect::<Vec<_>>());
+        assert!(!s.news(&11, 10 * S), "an ended one is not read again");
+    }
+
+    #[test]
     fn new_executions_are_read_at_once_before_anything_due() {
         let mut s = Scheduler::new(policy(Mode::Fresh));
-        s.add(1, 0, Waiting::New);
+        s.add(1, 0);
         assert_eq!(s.next(0), Some((1, Reason::New)));
         s.read(&1, 0, true, Waiting::At(10 * S));
-        s.add(2, 11 * S, Waiting::New);
+        s.add(2, 11 * S);
         // At 11 s both are due: the first read of the new one is no later than the due one.
         let first = s.next(11 * S).unwrap();
         let second = s.next(11 * S).unwrap();
@@ -549,7 +600,7 @@ mod tests {
     fn known_times_are_read_just_after_and_then_backed_off_until_resumed() {
         for mode in [Mode::Fresh, Mode::Economy] {
             let mut s = Scheduler::new(policy(mode));
-            s.add(7, 0, Waiting::New);
+            s.add(7, 0);
             // A wait ends at 30 s; the service resumes it at 33.5 s.
             let reads = simulate(&mut s, 60 * S, 100, |_, now| {
                 if now < 33_500 {
@@ -570,7 +621,7 @@ mod tests {
     fn a_long_wait_is_still_read_every_max_interval() {
         for mode in [Mode::Fresh, Mode::Economy] {
             let mut s = Scheduler::new(policy(mode));
-            s.add(1, 0, Waiting::New);
+            s.add(1, 0);
             s.next(0);
             // A wait of an hour: read after max_interval (300 s), in case it was stopped.
             s.read(&1, 0, true, Waiting::At(3600 * S));
@@ -591,7 +642,7 @@ mod tests {
     #[test]
     fn running_executions_are_read_every_interval() {
         let mut s = Scheduler::new(policy(Mode::Fresh));
-        s.add(1, 0, Waiting::New);
+        s.add(1, 0);
         let reads = simulate(&mut s, 21 * S, 100, |_, _| (true, Waiting::Running));
         let times: Vec<Ms> = reads.iter().map(|r| r.0).collect();
         assert_eq!(times, [0, 5 * S, 10 * S, 15 * S, 20 * S]);
@@ -600,7 +651,7 @@ mod tests {
     #[test]
     fn economy_mode_backs_off_to_the_max_interval() {
         let mut s = Scheduler::new(policy(Mode::Economy));
-        s.add(1, 0, Waiting::New);
+        s.add(1, 0);
         let reads = simulate(&mut s, 1200 * S, 100, |_, now| {
             (
                 now == 0,
@@ -622,7 +673,7 @@ mod tests {
         // interval, never more often.
         let mut s = Scheduler::new(policy(Mode::Fresh));
         for k in 0..100 {
-            s.add(k, 0, Waiting::New);
+            s.add(k, 0);
         }
         let reads = simulate(&mut s, 60 * S, 100, |_, _| {
             (
@@ -653,7 +704,7 @@ mod tests {
         // slot is used, nobody starves, and the recently suspended are read more often.
         let mut s = Scheduler::new(policy(Mode::Fresh));
         for k in 0..1000 {
-            s.add(k, 0, Waiting::New);
+            s.add(k, 0);
         }
         let since = |k: u32| -> Ms { if k < 100 { 595 * S } else { 0 } };
         let reads = simulate(&mut s, 600 * S, 50, |k, now| {
@@ -686,8 +737,8 @@ mod tests {
         let mut s = Scheduler::new(policy(Mode::Fresh));
         // Suspended at 0: read at 0 (target 5 s). Suspended 600 s before: read at 0 (target
         // 5 s * sqrt(11) = 16.6 s). Both eligible at 5 s: the fresh one goes first.
-        s.add(1, 0, Waiting::New);
-        s.add(2, 0, Waiting::New);
+        s.add(1, 0);
+        s.add(2, 0);
         s.next(0);
         s.next(0);
         s.read(
@@ -718,7 +769,7 @@ mod tests {
     fn a_known_time_beside_an_unknown_one_is_read_on_time() {
         for mode in [Mode::Fresh, Mode::Economy] {
             let mut s = Scheduler::new(policy(mode));
-            s.add(1, 0, Waiting::New);
+            s.add(1, 0);
             s.next(0);
             // A callback (no known time) and its time-out at 100 s.
             s.read(
@@ -756,7 +807,7 @@ mod tests {
     #[test]
     fn failures_retry_no_sooner_than_the_interval() {
         let mut s = Scheduler::new(policy(Mode::Fresh));
-        s.add(1, 0, Waiting::New);
+        s.add(1, 0);
         s.next(0);
         s.failed(&1, 0, 2 * S);
         assert_eq!(s.next_wake(0), Some(5 * S));
@@ -768,8 +819,8 @@ mod tests {
     #[test]
     fn in_flight_and_removed_executions_are_not_returned() {
         let mut s = Scheduler::new(policy(Mode::Fresh));
-        s.add(1, 0, Waiting::New);
-        s.add(2, 0, Waiting::New);
+        s.add(1, 0);
+        s.add(2, 0);
         s.started(&1);
         assert_eq!(s.next(0), Some((2, Reason::New)));
         assert_eq!(s.next(0), None);
