@@ -16,7 +16,7 @@ use super::Health;
 use super::checkpoint::{CheckpointStore, Cursor, Forgotten, TrackingChanges, Writer};
 use super::exporter::{Ack, ExportJob};
 use super::lambda::{ApiError, Description, ErrorKind, Lambda, Listed, Pages};
-use super::metrics::{ExporterMetrics, ResultLabel, SourceLabel, StateLabel};
+use super::metrics::{ExporterMetrics, OperationLabel, ResultLabel, SourceLabel, StateLabel};
 use super::schedule::{Mode, Ms, Policy, Reason, Scheduler, Waiting};
 use crate::arn::{ExecutionArn, FunctionParts};
 use crate::clock::now_ms;
@@ -373,6 +373,14 @@ const CHAINED_INVOKE_HOLD_READS: u32 = 3;
 /// within about 100 ms; a plain target costs these few reads and this delay).
 const CHAINED_INVOKE_HOLD: Duration = Duration::from_millis(300);
 
+/// What a job reads.
+enum Job {
+    Describe(Arc<str>),
+    Poll(Arc<str>),
+    /// A discovery page of this function.
+    List(String),
+}
+
 enum JobResult {
     Described(Arc<str>, Result<Description, ApiError>),
     Polled(Arc<str>, PollOutcome),
@@ -431,6 +439,18 @@ impl DiscoveryPass {
     }
 }
 
+/// The message a panicking task ended with.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned()),
+        Err(e) => e.to_string(),
+    }
+}
+
 struct PollOutcome {
     /// When the poll began (its requests went out at or after this).
     started: Instant,
@@ -457,6 +477,33 @@ struct PollOutcome {
     error: Option<ApiError>,
 }
 
+impl PollOutcome {
+    fn new(started: Instant) -> Self {
+        PollOutcome {
+            started,
+            events: Vec::new(),
+            markers: Vec::new(),
+            marker_fallback: false,
+            truncated: false,
+            reread: 0,
+            probe_unsupported: false,
+            restored: None,
+            new_pages: 0,
+            skipped: Vec::new(),
+            conflicts: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// A poll that read nothing and failed.
+    fn failed(e: ApiError) -> Self {
+        PollOutcome {
+            error: Some(e),
+            ..PollOutcome::new(Instant::now())
+        }
+    }
+}
+
 pub struct Coordinator {
     config: Arc<Config>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -472,6 +519,10 @@ pub struct Coordinator {
     epoch: Instant,
     changes: TrackingChanges,
     jobs: JoinSet<JobResult>,
+    /// What each job in `jobs` reads, so that one that panics is answered as a failed read
+    /// (its execution read again later) instead of leaving its execution marked in flight and
+    /// never read again.
+    running: HashMap<tokio::task::Id, Job>,
     in_flight: usize,
     export_tx: Option<mpsc::UnboundedSender<ExportJob>>,
     buffered_spans: usize,
@@ -521,6 +572,7 @@ impl Coordinator {
             epoch: Instant::now(),
             changes,
             jobs: JoinSet::new(),
+            running: HashMap::new(),
             in_flight: 0,
             export_tx: Some(export_tx),
             buffered_spans: 0,
@@ -896,7 +948,7 @@ impl Coordinator {
                 biased;
                 _ = &mut stop => break,
                 Some(ack) = acks.recv() => self.on_ack(ack),
-                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => self.on_joined(done),
+                Some(done) = self.jobs.join_next_with_id(), if !self.jobs.is_empty() => self.on_joined(done),
                 Some(cmd) = commands.recv() => self.on_command(cmd),
                 _ = sweep.tick() => {
                     if self.tracking_unsaved {
@@ -911,7 +963,7 @@ impl Coordinator {
             for _ in 0..DRAIN_AT_ONCE {
                 if let Ok(ack) = acks.try_recv() {
                     self.on_ack(ack);
-                } else if let Some(done) = self.jobs.try_join_next() {
+                } else if let Some(done) = self.jobs.try_join_next_with_id() {
                     self.on_joined(done);
                 } else {
                     break;
@@ -922,9 +974,8 @@ impl Coordinator {
         let deadline = Instant::now() + grace;
         // Let running polls finish so what they read is exported.
         while !self.jobs.is_empty() {
-            match tokio::time::timeout_at(deadline, self.jobs.join_next()).await {
-                Ok(Some(Ok(r))) => self.on_job(r),
-                Ok(Some(Err(_))) => {}
+            match tokio::time::timeout_at(deadline, self.jobs.join_next_with_id()).await {
+                Ok(Some(done)) => self.on_joined(done),
                 Ok(None) | Err(_) => break,
             }
         }
@@ -1018,11 +1069,10 @@ impl Coordinator {
             };
             r.reason = reason;
             r.in_flight = true;
-            self.in_flight += 1;
             let lambda = self.lambda.clone();
             match t.phase {
                 Phase::Describe => {
-                    self.jobs.spawn(async move {
+                    self.spawn_job(Job::Describe(arn.clone()), async move {
                         let r = lambda.describe(&arn).await;
                         JobResult::Described(arn, r)
                     });
@@ -1044,7 +1094,7 @@ impl Coordinator {
                         .as_ref()
                         .filter(|_| dormant)
                         .map(Writer::downgrade);
-                    self.jobs.spawn(async move {
+                    self.spawn_job(Job::Poll(arn.clone()), async move {
                         let mut o = poll(&lambda, &arn, look).await;
                         // Parsed here, off the coordinator.
                         if let Some(w) = folds.filter(|_| !o.events.is_empty()) {
@@ -1071,7 +1121,8 @@ impl Coordinator {
         let f = pass.functions[pass.index].clone();
         let (after, marker) = (pass.after, pass.pages.marker().map(str::to_owned));
         let lambda = self.lambda.clone();
-        self.jobs.spawn(async move {
+        let job = Job::List(f.name.clone());
+        self.spawn_job(job, async move {
             let r = lambda
                 .list_by_function(
                     &f.name,
@@ -1083,6 +1134,16 @@ impl Coordinator {
                 .await;
             JobResult::Listed(r)
         });
+    }
+
+    /// Runs a job (it counts against `aws.max_concurrency` until it ends).
+    fn spawn_job(
+        &mut self,
+        job: Job,
+        task: impl std::future::Future<Output = JobResult> + Send + 'static,
+    ) {
+        let id = self.jobs.spawn(task).id();
+        self.running.insert(id, job);
         self.in_flight += 1;
     }
 
@@ -1130,12 +1191,45 @@ impl Coordinator {
         }
     }
 
-    /// A job's task ended: its result, or the panic it ended with.
-    fn on_joined(&mut self, done: Result<JobResult, tokio::task::JoinError>) {
+    /// A job's task ended: its result, or the panic it ended with (answered as the job's read
+    /// failing, so that what it read is read again later).
+    fn on_joined(&mut self, done: Result<(tokio::task::Id, JobResult), tokio::task::JoinError>) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        match done {
-            Ok(r) => self.on_job(r),
-            Err(e) => tracing::error!(error = %e, "a poll task failed"),
+        let e = match done {
+            Ok((id, r)) => {
+                self.running.remove(&id);
+                return self.on_job(r);
+            }
+            Err(e) => e,
+        };
+        let Some(job) = self.running.remove(&e.id()) else {
+            return;
+        };
+        if e.is_cancelled() {
+            return;
+        }
+        let (operation, target) = match &job {
+            Job::Describe(arn) => (super::lambda::OP_DESCRIBE, arn.to_string()),
+            Job::Poll(arn) => (super::lambda::OP_HISTORY, arn.to_string()),
+            Job::List(function) => (super::lambda::OP_LIST, function.clone()),
+        };
+        let why = panic_message(e);
+        tracing::error!(operation, target = %target, panic = %why, "a read task panicked (a bug: please report it with this message); read again later");
+        self.exporter_metrics
+            .task_panics
+            .get_or_create(&OperationLabel { operation })
+            .inc();
+        let failed = ApiError {
+            operation,
+            target,
+            kind: ErrorKind::Other,
+            message: format!("the read task panicked: {why}"),
+            retry_after: None,
+        };
+        match job {
+            Job::Describe(arn) => self.on_described(arn, Err(failed)),
+            Job::Poll(arn) => self.on_polled(arn, PollOutcome::failed(failed)),
+            Job::List(_) => self.on_listed(Err(failed)),
         }
     }
 
@@ -2081,20 +2175,7 @@ async fn poll(lambda: &Lambda, arn: &str, look: Look) -> PollOutcome {
         max_pages,
         probe,
     } = look;
-    let mut out = PollOutcome {
-        started: Instant::now(),
-        events: Vec::new(),
-        markers: Vec::new(),
-        marker_fallback: false,
-        truncated: false,
-        reread: 0,
-        probe_unsupported: false,
-        restored: None,
-        new_pages: 0,
-        skipped: Vec::new(),
-        conflicts: Vec::new(),
-        error: None,
-    };
+    let mut out = PollOutcome::new(Instant::now());
     if probe && after > 0 {
         match lambda
             .history_tail(super::limiter::Class::Read, arn, PROBE_ITEMS, include_data)
@@ -2282,5 +2363,80 @@ mod tests {
         let events = vec![invoke_started(2, "a", None), invoke_started(3, "b", None)];
         let first = Some((2, CHAINED_INVOKE_HOLD_READS));
         assert_eq!(hold_from(&events, 0, first), Some((3, 1)));
+    }
+
+    /// A coordinator on a checkpoint folder of its own, with a Lambda client that is never
+    /// called (nothing dispatches in these tests).
+    async fn coordinator(dir: &std::path::Path) -> (Coordinator, ExporterMetrics) {
+        let mut config = Config::default();
+        config.checkpoint.dir = dir.to_path_buf();
+        let config = Arc::new(config);
+        let health = Arc::new(Health::default());
+        let mut metrics = crate::metrics::Metrics::new(config.metrics.name_label());
+        let em = ExporterMetrics::register(metrics.registry_mut());
+        let credentials = aws_sdk_lambda::config::Credentials::new("t", "t", None, None, "test");
+        let sdk =
+            crate::aws::sdk_config(Some("us-east-1"), Duration::from_secs(1), Some(credentials))
+                .await;
+        let client = super::super::lambda::lambda_client(&sdk, Some("http://127.0.0.1:9"));
+        let limiter = super::super::limiter::RateLimiter::new(10.0);
+        let lambda = Lambda::new(client, limiter, em.clone(), health.clone());
+        let store = CheckpointStore::open(dir).unwrap();
+        let (tx, _) = mpsc::unbounded_channel();
+        let c = Coordinator::new(
+            config,
+            lambda,
+            store,
+            tx,
+            health,
+            Arc::new(metrics),
+            em.clone(),
+        )
+        .unwrap();
+        (c, em)
+    }
+
+    #[tokio::test]
+    async fn an_execution_whose_read_task_panics_is_read_again_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, em) = coordinator(dir.path()).await;
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST/durable-execution/run-1/5a0c7e8e-1f0b-4c4f-9d38-2a3b1f6f7a10";
+        assert_eq!(c.track(arn, Source::Api), Ok(true));
+        let now = c.mono(Instant::now());
+        // Taken for a read as dispatch takes it, and the read's task panics.
+        let (key, _) = c
+            .schedule
+            .next(now)
+            .expect("a new execution is read at once");
+        c.reading_mut(&key).unwrap().in_flight = true;
+        c.spawn_job(Job::Describe(key.clone()), async { panic!("boom") });
+        assert_eq!(c.in_flight, 1);
+        let done = c.jobs.join_next_with_id().await.expect("one job");
+        c.on_joined(done);
+
+        assert_eq!(
+            c.in_flight, 0,
+            "the job no longer counts against the concurrency"
+        );
+        assert!(c.running.is_empty());
+        let t = &c.tracked[&key];
+        assert!(!t.reading.as_ref().unwrap().in_flight);
+        let view = c.view(t);
+        assert!(
+            view.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("panicked: boom")),
+            "{view:?}"
+        );
+        let again = c
+            .schedule
+            .next_read_at(&key)
+            .expect("a read is planned again");
+        assert!(again > now && again <= now + c.config.poll.interval.as_millis() as Ms + 1_000);
+        assert_eq!(c.schedule.next(again), Some((key.clone(), Reason::Retry)));
+        let panics = em.task_panics.get_or_create(&OperationLabel {
+            operation: super::super::lambda::OP_DESCRIBE,
+        });
+        assert_eq!(panics.get(), 1);
     }
 }

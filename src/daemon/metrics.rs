@@ -76,6 +76,7 @@ pub struct ExporterMetrics {
     pub marker_fallbacks: Counter,
     pub dormant: Gauge,
     pub wakes: Family<ResultLabel, Counter>,
+    pub task_panics: Family<OperationLabel, Counter>,
     pub polls: Family<ResultLabel, Counter>,
     pub pages: Counter,
     pub spans_exported: Counter,
@@ -185,6 +186,12 @@ impl ExporterMetrics {
                 r,
                 "durable_exporter_dormant_wakes_total",
                 "Dormant executions a read brought news to, by where their fold came from (checkpoint: read back; reread: it did not read back, so the history was read again from the start).",
+                Family::default(),
+            ),
+            task_panics: register(
+                r,
+                "durable_exporter_task_panics_total",
+                "Read tasks that panicked (a bug; the log has the message), by the operation they read with. What they read is read again later.",
                 Family::default(),
             ),
             polls: register(
