@@ -825,7 +825,8 @@ impl Coordinator {
         p
     }
 
-    /// A read brought news to a dormant execution: its fold is back from the checkpoint. When
+    /// A read brought news to a dormant execution, or is to settle the invocation that suspended
+    /// it: its fold is back from the checkpoint. When
     /// it did not come back (the file is unreadable, or not at the acknowledged position), the
     /// history is read again from the start, what was exported replayed, not drawn again, and
     /// this returns false.
@@ -1067,6 +1068,10 @@ impl Coordinator {
             let Some(r) = t.reading.as_deref_mut().filter(|r| !r.in_flight) else {
                 continue;
             };
+            // This read can settle the pending invocation (see `settle_if_quiet`).
+            let settles = r
+                .pending_seen
+                .is_some_and(|(_, seen)| mono_now >= seen + INVOCATION_SETTLE.as_millis() as Ms);
             r.reason = reason;
             r.in_flight = true;
             let lambda = self.lambda.clone();
@@ -1096,8 +1101,9 @@ impl Coordinator {
                         .map(Writer::downgrade);
                     self.spawn_job(Job::Poll(arn.clone()), async move {
                         let mut o = poll(&lambda, &arn, look).await;
-                        // Parsed here, off the coordinator.
-                        if let Some(w) = folds.filter(|_| !o.events.is_empty()) {
+                        // Parsed here, off the coordinator: for news, or to settle.
+                        let wakes = !o.events.is_empty() || (settles && o.error.is_none());
+                        if let Some(w) = folds.filter(|_| wakes) {
                             o.restored = w
                                 .load_fold(arn.clone())
                                 .await
@@ -1354,8 +1360,11 @@ impl Coordinator {
         if first_seen {
             self.exporter_metrics.pages.inc_by(o.new_pages as u64);
         }
+        // A dormant execution wakes for news, or to settle its pending invocation (the poll
+        // read its fold back for that).
         let dormant = self.tracked.get(&arn).is_some_and(|t| t.is_dormant());
-        let reread = new_events && dormant && !self.wake(&arn, o.restored.take());
+        let wakes = dormant && (new_events || o.restored.is_some());
+        let reread = wakes && !self.wake(&arn, o.restored.take());
         if reread {
             o.events.clear();
         }
@@ -1455,14 +1464,11 @@ impl Coordinator {
         let Some(t) = self.tracked.get_mut(arn) else {
             return;
         };
-        let Some(r) = t.reading.as_deref_mut() else {
+        // Dormant: the fold on disk keeps its pending invocation for the read that settles it.
+        let (Some(r), Some(pipeline)) = (t.reading.as_deref_mut(), t.fold.as_deref()) else {
             return;
         };
-        let pending = t
-            .fold
-            .as_ref()
-            .and_then(|p| p.execution().pending_invocation())
-            .map(|i| i.index);
+        let pending = pipeline.execution().pending_invocation().map(|i| i.index);
         let Some(index) = pending else {
             r.pending_seen = None;
             return;
@@ -1690,14 +1696,14 @@ impl Coordinator {
             tracing::info!(arn = %ack.arn, status = fold.info().status.as_str(), "execution ended; stopped polling it");
         }
         // A suspended execution whose fold is going to disk with this cursor need not keep it
-        // in memory until a read brings news (most of a large tracked set waits like this).
+        // in memory until a read brings news (most of a large tracked set waits like this), or
+        // settles the invocation that suspended it (that read takes the fold back from disk).
         let dormant = snapshot.is_some()
             && self.writer.is_some()
             && idle
-            && t.fold.as_ref().is_some_and(|p| {
-                let fold = p.execution();
-                fold.is_suspended() && fold.pending_invocation().is_none()
-            });
+            && t.fold
+                .as_ref()
+                .is_some_and(|p| p.execution().is_suspended());
         if dormant {
             let pipeline = t.fold.take().expect("checked");
             t.brief = Some(Box::new(Brief::of(&pipeline)));

@@ -185,7 +185,7 @@ impl ExporterMetrics {
             wakes: register(
                 r,
                 "durable_exporter_dormant_wakes_total",
-                "Dormant executions a read brought news to, by where their fold came from (checkpoint: read back; reread: it did not read back, so the history was read again from the start).",
+                "Dormant executions a read brought news to (or settled the invocation of), by where their fold came from (checkpoint: read back; reread: it did not read back, so the history was read again from the start).",
                 Family::default(),
             ),
             task_panics: register(
@@ -338,6 +338,14 @@ impl ExporterMetrics {
             m.http_connections
                 .get_or_create(&ListenerLabel { listener })
                 .set(0);
+        }
+        // At 0 from the start: an alert on its increase sees the first one.
+        for operation in [
+            super::lambda::OP_DESCRIBE,
+            super::lambda::OP_HISTORY,
+            super::lambda::OP_LIST,
+        ] {
+            let _ = m.task_panics.get_or_create(&OperationLabel { operation });
         }
         m
     }

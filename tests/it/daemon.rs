@@ -339,6 +339,21 @@ async fn a_dormant_execution_keeps_its_fold_on_disk_and_wakes_to_the_same_spans(
         assert_eq!(c["fold"]["pending_invocation"], Value::Null, "{c}");
         assert!(c["marker"].is_string(), "{c}");
     }
+    let wakes = |result: &'static str| async move {
+        metric(
+            s.http,
+            &format!("durable_exporter_dormant_wakes_total{{result=\"{result}\"}}"),
+        )
+        .await
+    };
+    // Dormant as soon as the spans of the read that ended at the second InvocationCompleted
+    // were acknowledged, before that invocation settled: the read that settled it took the
+    // fold back from its checkpoint (and it went dormant again after).
+    assert!(wakes("checkpoint").await >= 1.0, "{}", d.logs());
+    assert_eq!(
+        metric(s.http, "durable_exporter_dormant_executions").await,
+        2.0
+    );
     // The list still says what the fold said.
     let (_, list) = http(s.api, "GET", "/v1/executions", None).await.unwrap();
     for e in list["Executions"].as_array().unwrap() {
@@ -367,14 +382,7 @@ async fn a_dormant_execution_keeps_its_fold_on_disk_and_wakes_to_the_same_spans(
     let (got, repeats) = received(&receiver);
     assert_exact(&expected(&execs), &got);
     assert_eq!(repeats, 0, "a wake draws nothing twice");
-    let wakes = |result: &'static str| async move {
-        metric(
-            s.http,
-            &format!("durable_exporter_dormant_wakes_total{{result=\"{result}\"}}"),
-        )
-        .await
-    };
-    assert!(wakes("checkpoint").await >= 1.0);
+    assert!(wakes("checkpoint").await >= 2.0);
     assert_eq!(wakes("reread").await, 1.0);
     // Only the execution whose fold did not read back was read from the start again.
     let from_start = |a: &String| {
