@@ -429,7 +429,25 @@ enum Write {
     Load(std::sync::Arc<str>, FoldReply),
 }
 
-type FoldReply = tokio::sync::oneshot::Sender<Option<serde_json::Value>>;
+type FoldReply = tokio::sync::oneshot::Sender<Option<Loaded>>;
+
+/// What a load finds: the fold of a cursor still queued, or the bytes of its file (parsed by
+/// the caller, straight into the fold's type).
+#[derive(Debug)]
+enum Loaded {
+    Queued(serde_json::Value),
+    File(Vec<u8>),
+}
+
+/// What a load reads of a cursor file: one typed pass over the bytes, the other fields
+/// skipped (parsing the whole cursor, then its fold from a JSON tree, cost three times as
+/// much, and every dormant execution's wake pays it).
+#[derive(Deserialize)]
+struct FoldOf<T> {
+    version: String,
+    arn: String,
+    fold: Option<T>,
+}
 
 /// Writes cursors off the coordinator, in groups: whatever is asked while a group is being
 /// written goes into the next one. A barrier is answered once everything asked before it is on
@@ -486,11 +504,22 @@ pub struct WeakWriter {
 impl WeakWriter {
     /// The fold snapshot in the newest cursor of `arn` that was asked to be saved before this
     /// call: from the writer's queue while it is not on disk yet (or cannot be written), else
-    /// from its file. None when there is none, the file does not read, or the writer stopped.
-    pub async fn load_fold(&self, arn: std::sync::Arc<str>) -> Option<serde_json::Value> {
+    /// from its file. None when there is none, it does not read as a `T`, the file is of
+    /// another version or execution, or the writer stopped. Parsed by the caller's task.
+    pub async fn load_fold<T: serde::de::DeserializeOwned>(
+        &self,
+        arn: std::sync::Arc<str>,
+    ) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx.upgrade()?.send(Write::Load(arn, tx)).ok()?;
-        rx.await.ok().flatten()
+        self.tx.upgrade()?.send(Write::Load(arn.clone(), tx)).ok()?;
+        match rx.await.ok().flatten()? {
+            Loaded::Queued(fold) => serde_json::from_value(fold).ok(),
+            Loaded::File(bytes) => {
+                let file: FoldOf<T> = serde_json::from_slice(&bytes).ok()?;
+                let current = file.version.parse() == Ok(FORMAT_VERSION);
+                (current && *file.arn == *arn).then_some(file.fold)?
+            }
+        }
     }
 }
 
@@ -521,7 +550,7 @@ impl Pending {
             Write::Barrier(b) => self.barriers.push(b),
             Write::Load(arn, reply) => {
                 if let Some(c) = self.saves.get(&arn) {
-                    let _ = reply.send(c.fold.as_deref().cloned());
+                    let _ = reply.send(c.fold.as_deref().cloned().map(Loaded::Queued));
                 } else if self.removed.contains(&*arn) {
                     let _ = reply.send(None);
                 } else {
@@ -544,11 +573,8 @@ impl Pending {
 /// Answers loads from the files (what is queued was answered when asked).
 fn answer_loads(store: &CheckpointStore, loads: Vec<(std::sync::Arc<str>, FoldReply)>) {
     for (arn, reply) in loads {
-        let fold = read_cursor(&store.cursor_path(&arn))
-            .ok()
-            .filter(|c| c.arn == arn)
-            .and_then(|c| c.fold);
-        let _ = reply.send(fold.map(|f| *f));
+        let bytes = fs::read(store.cursor_path(&arn)).ok();
+        let _ = reply.send(bytes.map(Loaded::File));
     }
 }
 
@@ -775,40 +801,70 @@ mod tests {
         let weak = writer.downgrade();
         let arn = std::sync::Arc::<str>::from("arn:a");
         assert_eq!(
-            weak.load_fold(arn.clone()).await,
+            weak.load_fold::<serde_json::Value>(arn.clone()).await,
             Some(serde_json::json!({ "at": 1 }))
         );
         // A save asked before the load is what the load answers, written or not yet.
         writer.save(with_fold(2));
         assert_eq!(
-            weak.load_fold(arn.clone()).await,
+            weak.load_fold::<serde_json::Value>(arn.clone()).await,
             Some(serde_json::json!({ "at": 2 }))
         );
         let (done, written) = tokio::sync::oneshot::channel();
         writer.barrier(done);
         written.await.unwrap();
         assert_eq!(
-            weak.load_fold(arn.clone()).await,
+            weak.load_fold::<serde_json::Value>(arn.clone()).await,
             Some(serde_json::json!({ "at": 2 }))
         );
         // A cursor saved without its fold, a removed one, one never saved: nothing to resume.
         writer.save(cursor("arn:a", 3));
-        assert_eq!(weak.load_fold(arn.clone()).await, None);
+        assert_eq!(weak.load_fold::<serde_json::Value>(arn.clone()).await, None);
         writer.save(with_fold(4));
         writer.remove("arn:a");
-        assert_eq!(weak.load_fold(arn.clone()).await, None);
-        assert_eq!(weak.load_fold("arn:b".into()).await, None);
+        assert_eq!(weak.load_fold::<serde_json::Value>(arn.clone()).await, None);
+        assert_eq!(
+            weak.load_fold::<serde_json::Value>("arn:b".into()).await,
+            None
+        );
         // A file that does not read back.
         writer.save(with_fold(5));
         let (done, written) = tokio::sync::oneshot::channel();
         writer.barrier(done);
         written.await.unwrap();
         fs::write(store.cursor_path("arn:a"), b"{not json").unwrap();
-        assert_eq!(weak.load_fold(arn.clone()).await, None);
+        assert_eq!(weak.load_fold::<serde_json::Value>(arn.clone()).await, None);
+        // Another execution's cursor in its place, or another version's: not its fold.
+        let other = serde_json::to_vec(&CursorFile::V1(Cursor {
+            arn: "arn:b".into(),
+            ..with_fold(6)
+        }))
+        .unwrap();
+        fs::write(store.cursor_path("arn:a"), &other).unwrap();
+        assert_eq!(weak.load_fold::<serde_json::Value>(arn.clone()).await, None);
+        let mut newer: serde_json::Value =
+            serde_json::to_value(CursorFile::V1(with_fold(7))).unwrap();
+        newer["version"] = "2".into();
+        fs::write(
+            store.cursor_path("arn:a"),
+            serde_json::to_vec(&newer).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(weak.load_fold::<serde_json::Value>(arn.clone()).await, None);
+        newer["version"] = "1".into();
+        fs::write(
+            store.cursor_path("arn:a"),
+            serde_json::to_vec(&newer).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            weak.load_fold::<serde_json::Value>(arn.clone()).await,
+            Some(serde_json::json!({ "at": 7 }))
+        );
         // The handle does not keep the writer open: once it stopped, loads answer None.
         drop(writer);
         task.await.unwrap();
-        assert_eq!(weak.load_fold(arn).await, None);
+        assert_eq!(weak.load_fold::<serde_json::Value>(arn).await, None);
     }
 
     #[test]

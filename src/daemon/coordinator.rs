@@ -1104,11 +1104,7 @@ impl Coordinator {
                         // Parsed here, off the coordinator: for news, or to settle.
                         let wakes = !o.events.is_empty() || (settles && o.error.is_none());
                         if let Some(w) = folds.filter(|_| wakes) {
-                            o.restored = w
-                                .load_fold(arn.clone())
-                                .await
-                                .and_then(Execution::restore)
-                                .map(Box::new);
+                            o.restored = w.load_fold::<Execution>(arn.clone()).await.map(Box::new);
                         }
                         JobResult::Polled(arn, o)
                     });
