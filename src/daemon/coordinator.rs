@@ -57,6 +57,11 @@ const HAZARD: Duration = Duration::from_secs(60);
 /// Read against the daemon's own clock only: the service's clock is never compared with it.
 const INVOCATION_SETTLE: Duration = Duration::from_secs(2);
 
+/// When the invocation first found pending at `seen` may be settled.
+fn settle_time(seen: Ms) -> Ms {
+    seen + INVOCATION_SETTLE.as_millis() as Ms
+}
+
 /// Where a tracked execution came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -801,7 +806,8 @@ impl Coordinator {
             last_error: None,
             labels,
             brief: None,
-            reading: Some(Box::new(Reading::new(read_through, read_marker))),
+            // An ended one is never read again: nothing to allocate only to let go of.
+            reading: (!finished).then(|| Box::new(Reading::new(read_through, read_marker))),
         };
         let mut t = Box::new(t);
         if finished {
@@ -1071,7 +1077,7 @@ impl Coordinator {
             // This read can settle the pending invocation (see `settle_if_quiet`).
             let settles = r
                 .pending_seen
-                .is_some_and(|(_, seen)| mono_now >= seen + INVOCATION_SETTLE.as_millis() as Ms);
+                .is_some_and(|(_, seen)| mono_now >= settle_time(seen));
             r.reason = reason;
             r.in_flight = true;
             let lambda = self.lambda.clone();
@@ -1434,9 +1440,7 @@ impl Coordinator {
         let grace = RESUME_GRACE.as_millis() as Ms;
         let reading = t.reading.as_deref();
         let settle = match (self.config.poll.mode, reading.and_then(|r| r.pending_seen)) {
-            (Mode::Fresh, Some((_, seen))) => {
-                Some((seen + INVOCATION_SETTLE.as_millis() as Ms).saturating_sub(grace))
-            }
+            (Mode::Fresh, Some((_, seen))) => Some(settle_time(seen).saturating_sub(grace)),
             _ => None,
         };
         let sooner = |a: Option<Ms>| match (a, settle) {
@@ -1470,8 +1474,7 @@ impl Coordinator {
             return;
         };
         match r.pending_seen {
-            Some((i, seen))
-                if i == index && started >= seen + INVOCATION_SETTLE.as_millis() as Ms => {}
+            Some((i, seen)) if i == index && started >= settle_time(seen) => {}
             Some((i, _)) if i == index => return,
             _ => {
                 r.pending_seen = Some((index, now));
