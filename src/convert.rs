@@ -30,7 +30,11 @@ pub fn prometheus(events: &[Event], arn: &ExecutionArn, options: &TraceOptions) 
     let mut found = crate::pipeline::Found::default();
     for e in events {
         pipeline.apply(e, Some(target), &mut found);
-        pipeline.take_spans();
+        // Spans are not wanted here; drop them now and then (taking them per event would drop
+        // the id hashes with them).
+        if pipeline.spans().len() >= 1024 {
+            pipeline.take_spans();
+        }
         found.clear();
     }
     metrics.encode_text()

@@ -76,30 +76,22 @@ impl IdScheme {
     }
 
     fn digest(self, parts: &[&[u8]]) -> [u8; 16] {
-        let mut out = [0u8; 16];
         match self {
             IdScheme::Python => {
                 let mut h = Blake2b512::new();
                 parts.iter().for_each(|p| h.update(p));
-                out.copy_from_slice(&h.finalize()[..16]);
+                first_16(h.finalize())
             }
             IdScheme::Js => {
                 let mut h = Sha256::new();
                 parts.iter().for_each(|p| h.update(p));
-                out.copy_from_slice(&h.finalize()[..16]);
+                first_16(h.finalize())
             }
         }
-        out
     }
 
     fn span_id(self, parts: &[&[u8]]) -> SpanId {
-        let d = self.digest(parts);
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&d[..8]);
-        if id == [0; 8] {
-            id[7] = 1;
-        }
-        SpanId(id)
+        span_id_of(self.digest(parts))
     }
 
     /// The trace id the plugin derives when the execution has no valid X-Ray header.
@@ -166,6 +158,91 @@ pub fn own_span_id(kind: OwnSpan, arn: &str, key: &str) -> SpanId {
         b":",
         key.as_bytes(),
     ])
+}
+
+/// Hash states that have already absorbed one execution's ARN, so that each of its span ids costs
+/// the compression of its own key alone: ARNs are longer than a hash block (about 140 bytes
+/// against SHA-256's 64 and BLAKE2b's 128), so a fresh digest per id compressed the ARN again for
+/// every attempt, back-off and operation. The ids are exactly [`IdScheme::operation_span_id`]'s
+/// and [`own_span_id`]'s (a test holds them equal).
+#[derive(Clone)]
+pub struct ArnHashes {
+    /// After `arn + ":"`, in the scheme's hash.
+    operation: OperationHash,
+    /// After `"dex:v1:" + kind + ":" + arn + ":"`, by [`OwnSpan`] (in declaration order).
+    own: [Sha256; 4],
+}
+
+#[derive(Clone)]
+enum OperationHash {
+    Python(Blake2b512),
+    Js(Sha256),
+}
+
+impl fmt::Debug for ArnHashes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ArnHashes")
+    }
+}
+
+impl ArnHashes {
+    pub fn new(scheme: IdScheme, arn: &str) -> Self {
+        let operation = match scheme {
+            IdScheme::Python => {
+                OperationHash::Python(Blake2b512::new_with_prefix(arn).chain_update(b":"))
+            }
+            IdScheme::Js => OperationHash::Js(Sha256::new_with_prefix(arn).chain_update(b":")),
+        };
+        let own = |kind: OwnSpan| {
+            let mut h = Sha256::new_with_prefix(b"dex:v1:");
+            for part in [kind.tag(), b":", arn.as_bytes(), b":"] {
+                h.update(part);
+            }
+            h
+        };
+        ArnHashes {
+            operation,
+            own: [
+                own(OwnSpan::Invocation),
+                own(OwnSpan::Attempt),
+                own(OwnSpan::Backoff),
+                own(OwnSpan::Suspension),
+            ],
+        }
+    }
+
+    /// [`IdScheme::operation_span_id`] for this ARN and scheme.
+    pub fn operation_span_id(&self, operation_id: &str) -> SpanId {
+        let digest = match &self.operation {
+            OperationHash::Python(h) => first_16(h.clone().chain_update(operation_id).finalize()),
+            OperationHash::Js(h) => first_16(h.clone().chain_update(operation_id).finalize()),
+        };
+        span_id_of(digest)
+    }
+
+    /// [`own_span_id`] for this ARN, the key given in parts (`op_id`, `":"`, `"3"`), so that
+    /// callers need not build it.
+    pub fn own_span_id(&self, kind: OwnSpan, key: &[&[u8]]) -> SpanId {
+        let mut h = self.own[kind as usize].clone();
+        key.iter().for_each(|p| h.update(p));
+        span_id_of(first_16(h.finalize()))
+    }
+}
+
+fn first_16(digest: impl AsRef<[u8]>) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest.as_ref()[..16]);
+    out
+}
+
+/// The first 8 bytes of a digest as a span id; all zeros (invalid in OTLP) becomes 1.
+fn span_id_of(digest: [u8; 16]) -> SpanId {
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    if id == [0; 8] {
+        id[7] = 1;
+    }
+    SpanId(id)
 }
 
 /// A trace context handed in by the caller: an X-Ray `X-Amzn-Trace-Id`
@@ -352,6 +429,34 @@ mod tests {
             own_span_id(OwnSpan::Invocation, ARN_A, "1"),
             IdScheme::Python.operation_span_id(ARN_A, "1")
         );
+    }
+
+    #[test]
+    fn ids_from_the_arn_hashes_are_the_plain_ones() {
+        for scheme in [IdScheme::Python, IdScheme::Js] {
+            for arn in [ARN_A, ARN_C, "a/b", ""] {
+                let h = ArnHashes::new(scheme, arn);
+                for op in [OP_A, OP_B, OP_C, "1", ""] {
+                    assert_eq!(
+                        h.operation_span_id(op),
+                        scheme.operation_span_id(arn, op),
+                        "{scheme:?} {arn} {op}"
+                    );
+                }
+                for kind in [
+                    OwnSpan::Invocation,
+                    OwnSpan::Attempt,
+                    OwnSpan::Backoff,
+                    OwnSpan::Suspension,
+                ] {
+                    assert_eq!(
+                        h.own_span_id(kind, &[OP_A.as_bytes(), b":", b"12"]),
+                        own_span_id(kind, arn, &format!("{OP_A}:12")),
+                    );
+                    assert_eq!(h.own_span_id(kind, &[b"7"]), own_span_id(kind, arn, "7"));
+                }
+            }
+        }
     }
 
     fn own_hex(prefix: &str, arn: &str, key: &str) -> String {

@@ -29,7 +29,7 @@ use crate::state::{
     InvocationStatus, Observer, Operation, OperationStatus, Suspension, Transition,
 };
 use crate::time::Timestamp;
-use ids::{IdScheme, OwnSpan, SpanId, TraceHeader, TraceId, own_span_id};
+use ids::{ArnHashes, IdScheme, OwnSpan, SpanId, TraceHeader, TraceId};
 
 /// The instrumentation scope every span carries.
 pub const SCOPE_NAME: &str = "durable-exporter";
@@ -291,6 +291,9 @@ pub struct TraceBuilder {
     op_span_ids: FxHashMap<Arc<str>, SpanId>,
     /// Invocation span ids by index - 1.
     invocation_span_ids: Vec<SpanId>,
+    /// The ARN's hash states while spans are being drawn (dropped by [`Self::take_spans`], so
+    /// that an execution waiting in memory does not hold them).
+    hashes: Option<Box<ArnHashes>>,
 }
 
 impl TraceBuilder {
@@ -305,6 +308,7 @@ impl TraceBuilder {
             spans: Vec::new(),
             op_span_ids: FxHashMap::default(),
             invocation_span_ids: Vec::new(),
+            hashes: None,
         }
     }
 
@@ -331,7 +335,24 @@ impl TraceBuilder {
 
     /// Takes the spans completed so far.
     pub fn take_spans(&mut self) -> Vec<Span> {
+        self.hashes = None;
         std::mem::take(&mut self.spans)
+    }
+
+    fn hashes(&mut self) -> &ArnHashes {
+        let (scheme, arn) = (self.options.id_scheme, &self.arn);
+        self.hashes
+            .get_or_insert_with(|| Box::new(ArnHashes::new(scheme, arn)))
+    }
+
+    /// The id of a span only the exporter draws, keyed `<operation id>:<n>` or `<n>`.
+    fn own_span_id(&mut self, kind: OwnSpan, op_id: Option<&str>, n: u32) -> SpanId {
+        let mut digits = itoa::Buffer::new();
+        let n = digits.format(n).as_bytes();
+        match op_id {
+            Some(op) => self.hashes().own_span_id(kind, &[op.as_bytes(), b":", n]),
+            None => self.hashes().own_span_id(kind, &[n]),
+        }
     }
 
     fn trace(&mut self, fallback_start: Timestamp) -> TraceId {
@@ -340,18 +361,18 @@ impl TraceBuilder {
     }
 
     /// An operation's span id: from the cache while it is open, else derived.
-    fn op_span_id(&self, op_id: &str) -> SpanId {
+    fn op_span_id(&mut self, op_id: &str) -> SpanId {
         match self.op_span_ids.get(op_id) {
             Some(id) => *id,
-            None => self.options.id_scheme.operation_span_id(&self.arn, op_id),
+            None => self.hashes().operation_span_id(op_id),
         }
     }
 
     fn invocation_span_id(&mut self, index: u32) -> SpanId {
         let i = index.saturating_sub(1) as usize;
         while self.invocation_span_ids.len() <= i {
-            let n = self.invocation_span_ids.len() + 1;
-            let id = own_span_id(OwnSpan::Invocation, &self.arn, &n.to_string());
+            let n = self.invocation_span_ids.len() as u32 + 1;
+            let id = self.own_span_id(OwnSpan::Invocation, None, n);
             self.invocation_span_ids.push(id);
         }
         self.invocation_span_ids[i]
@@ -433,11 +454,7 @@ impl TraceBuilder {
         }
         let mut span = new_span(
             trace_id,
-            own_span_id(
-                OwnSpan::Attempt,
-                &self.arn,
-                &format!("{}:{}", op.id, a.number),
-            ),
+            self.own_span_id(OwnSpan::Attempt, Some(&op.id), a.number),
             self.op_span_id(&op.id),
             Text::Owned(format!("{} attempt {}", op.display_name(), a.number)),
             a.start,
@@ -470,11 +487,7 @@ impl TraceBuilder {
         }
         let span = new_span(
             trace_id,
-            own_span_id(
-                OwnSpan::Backoff,
-                &self.arn,
-                &format!("{}:{}", op.id, b.after_attempt),
-            ),
+            self.own_span_id(OwnSpan::Backoff, Some(&op.id), b.after_attempt),
             self.op_span_id(&op.id),
             Text::Owned(format!(
                 "{} back-off {}",
@@ -669,11 +682,7 @@ impl TraceBuilder {
         }
         let span = new_span(
             trace_id,
-            own_span_id(
-                OwnSpan::Suspension,
-                &self.arn,
-                &s.after_invocation.to_string(),
-            ),
+            self.own_span_id(OwnSpan::Suspension, None, s.after_invocation),
             self.workflow_span_id,
             Text::Static("Suspended"),
             s.start,
@@ -783,7 +792,7 @@ impl Observer for TraceBuilder {
             Transition::Suspended(s) => self.suspension_span(s),
             Transition::ExecutionFinished(info) => self.workflow_span(info),
             Transition::OperationStarted(op) => {
-                let id = self.options.id_scheme.operation_span_id(&self.arn, &op.id);
+                let id = self.hashes().operation_span_id(&op.id);
                 self.op_span_ids.insert(op.id.clone(), id);
             }
             Transition::Anomaly(_) => {}
