@@ -390,7 +390,10 @@ pub struct Execution {
     /// to twice, and it never shrinks after a burst of parallel branches), and each inline
     /// `Operation` is a few hundred bytes; moving one out and back in moves a pointer.
     open: FxHashMap<Arc<str>, Box<Operation>>,
-    finished: Vec<Operation>,
+    /// Boxed as they were while open: retiring one moves a pointer, not the whole operation,
+    /// and the vector grows by copying pointers.
+    #[expect(clippy::vec_box, reason = "operations arrive boxed from `open`")]
+    finished: Vec<Box<Operation>>,
     /// Hashes of every operation id seen (open or finished), for ParentId checks.
     seen: HashSet<u64>,
     last_event_id: u64,
@@ -545,7 +548,7 @@ impl Execution {
             .execution_op
             .as_deref()
             .into_iter()
-            .chain(self.finished.iter())
+            .chain(self.finished.iter().map(|op| &**op))
             .chain(self.open.values().map(|op| &**op))
             .collect();
         v.sort_by_key(|o| (o.start, o.first_event_id));
@@ -1161,7 +1164,7 @@ impl Execution {
             }
             obs.observe(Transition::OperationFinished(&op));
             if self.options.keep_finished {
-                self.finished.push(*op);
+                self.finished.push(op);
             }
         }
 
@@ -1210,7 +1213,14 @@ impl Execution {
         self.info.operations += 1;
         Box::new(Operation {
             id: Arc::from(r.id.as_str()),
-            parent_id: r.parent_id.as_deref().map(Arc::from),
+            // The parent's own id where it is open (most are): shared, not copied.
+            parent_id: r
+                .parent_id
+                .as_deref()
+                .map(|p| match self.open.get_key_value(p) {
+                    Some((id, _)) => Arc::clone(id),
+                    None => Arc::from(p),
+                }),
             parent_known,
             name: r.name.as_deref().map(Arc::from),
             sub_type: r.sub_type.as_deref().map(Arc::from),
@@ -1379,7 +1389,7 @@ impl Execution {
     fn retire(&mut self, op: Box<Operation>, obs: &mut impl Observer) {
         obs.observe(Transition::OperationFinished(&op));
         if self.options.keep_finished {
-            self.finished.push(*op);
+            self.finished.push(op);
         }
     }
 
