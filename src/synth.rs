@@ -237,8 +237,8 @@ impl Gen {
         let mut rng = Rng(spec.seed ^ 0x6A09_E667_F3BC_C908);
         rng.next_u64();
         let exec = OperationRef {
-            id: rng.uuid(),
-            name: Some(format!("orders-{}", rng.hex(8))),
+            id: rng.uuid().into(),
+            name: Some(format!("orders-{}", rng.hex(8)).into()),
             parent_id: None,
             sub_type: None,
         };
@@ -341,10 +341,10 @@ impl Gen {
         debug_assert!(self.budget > 0);
         self.budget -= 1;
         OperationRef {
-            id: self.rng.hex(64),
-            name: Some(name),
-            parent_id: parent.map(str::to_owned),
-            sub_type: Some(sub_type.to_owned()),
+            id: self.rng.hex(64).into(),
+            name: Some(name.into()),
+            parent_id: parent.map(Into::into),
+            sub_type: Some(sub_type.into()),
         }
     }
 
@@ -1099,7 +1099,7 @@ mod tests {
         events
             .iter()
             .filter(|e| !is_execution_event(e))
-            .filter_map(|e| e.operation.as_ref().map(|r| r.id.as_str()))
+            .filter_map(|e| e.operation.as_ref().map(|r| &*r.id))
             .collect::<HashSet<_>>()
             .len()
     }
@@ -1232,7 +1232,7 @@ mod tests {
             .filter(|e| matches!(e.details, EventDetails::StepStarted))
             .filter_map(|e| e.operation.as_ref())
             .filter(|r| r.sub_type.as_deref() == Some("Step"))
-            .map(|r| r.id.as_str())
+            .map(|r| &*r.id)
             .collect::<HashSet<_>>();
         assert!(
             plain_steps.len() * 2 > MAX_OPERATIONS,
@@ -1423,9 +1423,9 @@ mod tests {
                 other => other,
             };
             let operation = (i % 3 != 0).then(|| OperationRef {
-                id: format!("op-{i}"),
-                name: (i % 2 == 0).then(|| format!("name-{i}")),
-                parent_id: (i % 4 == 1).then(|| "parent".to_owned()),
+                id: format!("op-{i}").into(),
+                name: (i % 2 == 0).then(|| format!("name-{i}").into()),
+                parent_id: (i % 4 == 1).then(|| "parent".into()),
                 sub_type: Some("Step".into()),
             });
             events.push(Event {

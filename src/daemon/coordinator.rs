@@ -2299,7 +2299,7 @@ mod tests {
             id,
             timestamp: Timestamp::from_millis(1_000 * id as i64),
             operation: (!op.is_empty()).then(|| OperationRef {
-                id: op.to_owned(),
+                id: op.into(),
                 ..OperationRef::default()
             }),
             details,

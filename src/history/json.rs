@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Write as _;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -380,14 +381,15 @@ struct RawEvent<'a> {
     event_id: Option<u64>,
     #[serde(default, deserialize_with = "ts")]
     event_timestamp: Option<Timestamp>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    parent_id: Option<String>,
-    #[serde(default)]
-    sub_type: Option<String>,
+    /// The operation's fields, borrowed where they have no escapes and made shared text once.
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    parent_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    sub_type: Option<Cow<'a, str>>,
     #[serde(default)]
     execution_started_details: Option<RawExecutionStarted>,
     /// Any of the five `*SucceededDetails`: the EventType says which.
@@ -551,11 +553,12 @@ impl RawEvent<'_> {
                 event_type: event_type.into_owned(),
             },
         };
+        let shared = |s: Option<Cow<'_, str>>| s.map(|s| Arc::<str>::from(&*s));
         let operation = self.id.map(|id| OperationRef {
-            id,
-            name: self.name,
-            parent_id: self.parent_id,
-            sub_type: self.sub_type,
+            id: Arc::from(&*id),
+            name: shared(self.name),
+            parent_id: shared(self.parent_id),
+            sub_type: shared(self.sub_type),
         });
         Ok(Event {
             id,
@@ -630,7 +633,7 @@ impl<'a> Obj<'a> {
         json_string(self.buf, v);
     }
 
-    fn opt_str(&mut self, k: &str, v: Option<&String>) {
+    fn opt_str(&mut self, k: &str, v: Option<&str>) {
         if let Some(v) = v {
             self.str(k, v);
         }
@@ -676,7 +679,7 @@ impl<'a> Obj<'a> {
         if let Some(p) = p {
             self.object(k, |o| {
                 o.bool("Truncated", p.truncated);
-                o.opt_str("Payload", p.payload.as_ref());
+                o.opt_str("Payload", p.payload.as_deref());
             });
         }
     }
@@ -686,9 +689,9 @@ impl<'a> Obj<'a> {
             self.object(k, |o| {
                 o.bool("Truncated", e.truncated);
                 o.object("Payload", |p| {
-                    p.opt_str("ErrorType", e.error_type.as_ref());
-                    p.opt_str("ErrorMessage", e.error_message.as_ref());
-                    p.opt_str("ErrorData", e.error_data.as_ref());
+                    p.opt_str("ErrorType", e.error_type.as_deref());
+                    p.opt_str("ErrorMessage", e.error_message.as_deref());
+                    p.opt_str("ErrorData", e.error_data.as_deref());
                     if !e.stack_trace.is_empty() {
                         p.key("StackTrace");
                         p.buf.push(b'[');
@@ -727,10 +730,10 @@ fn write_event(buf: &mut Vec<u8>, e: &Event) {
     o.ts("EventTimestamp", e.timestamp);
     o.num("EventId", e.id);
     if let Some(r) = &e.operation {
-        o.opt_str("SubType", r.sub_type.as_ref());
+        o.opt_str("SubType", r.sub_type.as_deref());
         o.str("Id", &r.id);
-        o.opt_str("Name", r.name.as_ref());
-        o.opt_str("ParentId", r.parent_id.as_ref());
+        o.opt_str("Name", r.name.as_deref());
+        o.opt_str("ParentId", r.parent_id.as_deref());
     }
     let key = format!("{event_type}Details");
     match &e.details {
@@ -783,18 +786,18 @@ fn write_event(buf: &mut Vec<u8>, e: &Event) {
             executed_version,
             durable_execution_arn,
         } => o.object(&key, |d| {
-            d.opt_str("FunctionName", function_name.as_ref());
+            d.opt_str("FunctionName", function_name.as_deref());
             d.payload("Input", input.as_ref());
-            d.opt_str("ExecutedVersion", executed_version.as_ref());
-            d.opt_str("DurableExecutionArn", durable_execution_arn.as_ref());
-            d.opt_str("TenantId", tenant_id.as_ref());
+            d.opt_str("ExecutedVersion", executed_version.as_deref());
+            d.opt_str("DurableExecutionArn", durable_execution_arn.as_deref());
+            d.opt_str("TenantId", tenant_id.as_deref());
         }),
         D::CallbackStarted {
             callback_id,
             timeout_seconds,
             heartbeat_timeout_seconds,
         } => o.object(&key, |d| {
-            d.opt_str("CallbackId", callback_id.as_ref());
+            d.opt_str("CallbackId", callback_id.as_deref());
             d.opt_num("Timeout", *timeout_seconds);
             d.opt_num("HeartbeatTimeout", *heartbeat_timeout_seconds);
         }),
@@ -809,7 +812,7 @@ fn write_event(buf: &mut Vec<u8>, e: &Event) {
                 o.object(&key, |d| {
                     d.opt_ts("StartTimestamp", *start);
                     d.opt_ts("EndTimestamp", *end);
-                    d.opt_str("RequestId", request_id.as_ref());
+                    d.opt_str("RequestId", request_id.as_deref());
                     d.error("Error", error.as_ref());
                 });
             }

@@ -7,6 +7,8 @@
 pub mod json;
 pub mod sdk;
 
+use std::sync::Arc;
+
 use crate::time::Timestamp;
 
 /// One history event.
@@ -20,13 +22,14 @@ pub struct Event {
     pub details: EventDetails,
 }
 
-/// The operation fields every operation event carries.
+/// The operation fields every operation event carries. Shared text: the fold keeps these very
+/// strings in its operations instead of copying them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OperationRef {
-    pub id: String,
-    pub name: Option<String>,
-    pub parent_id: Option<String>,
-    pub sub_type: Option<String>,
+    pub id: Arc<str>,
+    pub name: Option<Arc<str>>,
+    pub parent_id: Option<Arc<str>>,
+    pub sub_type: Option<Arc<str>>,
 }
 
 impl Event {
@@ -474,12 +477,7 @@ pub fn conflicting_duplicate(kept: &Event, copy: &Event) -> Option<Anomaly> {
         ));
     }
     if kept.operation != copy.operation {
-        let id = |e: &Event| {
-            e.operation
-                .as_ref()
-                .map_or("none", |o| o.id.as_str())
-                .to_owned()
-        };
+        let id = |e: &Event| e.operation.as_ref().map_or("none", |o| &*o.id).to_owned();
         if id(kept) == id(copy) {
             differences.push("operation fields".to_owned());
         } else {

@@ -205,10 +205,10 @@ impl TryFrom<&sdk::Event> for Event {
             },
         };
         let operation = e.id().map(|id| OperationRef {
-            id: id.to_owned(),
-            name: e.name().map(str::to_owned),
-            parent_id: e.parent_id().map(str::to_owned),
-            sub_type: e.sub_type().map(str::to_owned),
+            id: id.into(),
+            name: e.name().map(Into::into),
+            parent_id: e.parent_id().map(Into::into),
+            sub_type: e.sub_type().map(Into::into),
         });
         Ok(Event {
             id,

@@ -475,11 +475,11 @@ impl Simulation {
                 ..
             } = &e.details
             {
-                let op = e.operation.as_ref().map(|o| o.id.as_str());
+                let op = e.operation.as_ref().map(|o| &*o.id);
                 let outcome = events[i + 1..]
                     .iter()
                     .position(|o| {
-                        o.operation.as_ref().map(|o| o.id.as_str()) == op
+                        o.operation.as_ref().map(|o| &*o.id) == op
                             && matches!(
                                 o.details,
                                 EventDetails::CallbackSucceeded { .. }
@@ -528,8 +528,8 @@ impl Simulation {
                 .as_mut()
                 .filter(|o| Some(&o.id) == synth_id.as_ref())
             {
-                op.id = x.id.to_string();
-                op.name = Some(x.name.to_string());
+                op.id = x.id.to_string().into();
+                op.name = Some(x.name.to_string().into());
             }
         }
         events
@@ -939,7 +939,7 @@ fn retime(events: &mut [Event], start: i64, speed: f64) {
     for e in events.iter_mut() {
         let original = e.timestamp.millis();
         let mut t = start + span(original - start) + offset;
-        let op = e.operation.as_ref().map(|o| o.id.clone());
+        let op = e.operation.as_ref().map(|o| o.id.to_string());
         if let Some((earliest, from)) = op.as_ref().and_then(|id| due.remove(id)) {
             // Keep the original slack past the due time, compressed.
             let wanted = earliest + span((original - from).max(0));
@@ -1011,7 +1011,7 @@ fn retime(events: &mut [Event], start: i64, speed: f64) {
     let mut offset = 0i64;
     for e in events.iter_mut() {
         let mut t = e.timestamp.millis() + offset;
-        let id = e.operation.as_ref().map(|o| o.id.clone());
+        let id = e.operation.as_ref().map(|o| o.id.to_string());
         match &e.details {
             EventDetails::CallbackStarted {
                 timeout_seconds,

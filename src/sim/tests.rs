@@ -137,8 +137,8 @@ fn the_mix_is_realistic_valid_and_complete() {
         }
         for e in &events {
             kinds.insert(e.details.event_type().to_owned());
-            if let Some(st) = e.operation.as_ref().and_then(|o| o.sub_type.clone()) {
-                kinds.insert(st);
+            if let Some(st) = e.operation.as_ref().and_then(|o| o.sub_type.as_deref()) {
+                kinds.insert(st.to_owned());
             }
         }
         let r = body(&s.get_execution(arn, &Params(&[]), end));
@@ -452,7 +452,7 @@ fn assert_consistent_times(events: &[Event]) {
     let mut due: HashMap<&str, i64> = HashMap::new();
     let mut callback: HashMap<&str, i64> = HashMap::new();
     for e in events {
-        let Some(id) = e.operation.as_ref().map(|o| o.id.as_str()) else {
+        let Some(id) = e.operation.as_ref().map(|o| &*o.id) else {
             continue;
         };
         let t = e.timestamp.millis();

@@ -899,7 +899,7 @@ impl Execution {
         self.info.start = Some(e.timestamp);
         self.last_invocation_end = Some(e.timestamp);
         let (id, name) = match &e.operation {
-            Some(op) => (Arc::from(op.id.as_str()), op.name.as_deref().map(Arc::from)),
+            Some(op) => (op.id.clone(), op.name.clone()),
             None => (Arc::from(""), None),
         };
         self.execution_op = Some(Box::new(Operation {
@@ -1212,18 +1212,12 @@ impl Execution {
         self.seen.insert(id_hash(&r.id));
         self.info.operations += 1;
         Box::new(Operation {
-            id: Arc::from(r.id.as_str()),
-            // The parent's own id where it is open (most are): shared, not copied.
-            parent_id: r
-                .parent_id
-                .as_deref()
-                .map(|p| match self.open.get_key_value(p) {
-                    Some((id, _)) => Arc::clone(id),
-                    None => Arc::from(p),
-                }),
+            // The event's own text, shared.
+            id: r.id.clone(),
+            parent_id: r.parent_id.clone(),
             parent_known,
-            name: r.name.as_deref().map(Arc::from),
-            sub_type: r.sub_type.as_deref().map(Arc::from),
+            name: r.name.clone(),
+            sub_type: r.sub_type.clone(),
             status: OperationStatus::Started,
             start: e.timestamp,
             end: None,
@@ -1256,7 +1250,7 @@ impl Execution {
         let Some(r) = self.op_ref(e, obs) else {
             return;
         };
-        if self.open.contains_key(r.id.as_str()) {
+        if self.open.contains_key(&*r.id) {
             self.anomaly(
                 obs,
                 e.id,
@@ -1300,7 +1294,7 @@ impl Execution {
         obs: &mut impl Observer,
     ) -> Option<Box<Operation>> {
         let r = self.op_ref(e, obs)?;
-        if let Some(op) = self.open.remove(r.id.as_str()) {
+        if let Some(op) = self.open.remove(&*r.id) {
             if op.op_type() != expected {
                 self.anomaly(
                     obs,
@@ -1397,7 +1391,7 @@ impl Execution {
         let Some(r) = self.op_ref(e, obs) else {
             return;
         };
-        let Some(mut op) = self.open.remove(r.id.as_str()) else {
+        let Some(mut op) = self.open.remove(&*r.id) else {
             if self.seen.contains(&id_hash(&r.id)) {
                 self.after_finish(e, &r.id, obs);
                 return;

@@ -90,10 +90,10 @@ impl Hist {
 
 fn op(id: &str, name: &str, sub_type: Option<&str>) -> Option<OperationRef> {
     Some(OperationRef {
-        id: id.to_owned(),
-        name: Some(name.to_owned()),
+        id: id.into(),
+        name: Some(name.into()),
         parent_id: None,
-        sub_type: sub_type.map(str::to_owned),
+        sub_type: sub_type.map(Into::into),
     })
 }
 

@@ -468,10 +468,10 @@ impl Builder<'_> {
         let name = self.name(label, n);
         Cursor {
             op: OperationRef {
-                id,
-                name,
-                parent_id: parent.map(str::to_owned),
-                sub_type: (!self.c.chance(10)).then(|| sub_type.to_owned()),
+                id: id.into(),
+                name: name.map(Into::into),
+                parent_id: parent.map(Into::into),
+                sub_type: (!self.c.chance(10)).then(|| sub_type.into()),
             },
             actions,
             parent: None,
@@ -536,8 +536,8 @@ fn build(bytes: &[u8], arn: usize, truncate: bool, cut: Index, finished: bool) -
     b.first_since_invocation = Some(b.now);
     b.push(
         Some(OperationRef {
-            id: EXECUTION_ID.to_owned(),
-            name: Some("order-42".to_owned()),
+            id: EXECUTION_ID.into(),
+            name: Some("order-42".into()),
             parent_id: None,
             sub_type: None,
         }),
@@ -565,8 +565,8 @@ fn build(bytes: &[u8], arn: usize, truncate: bool, cut: Index, finished: bool) -
         };
         b.push(
             Some(OperationRef {
-                id: EXECUTION_ID.to_owned(),
-                name: Some("order-42".to_owned()),
+                id: EXECUTION_ID.into(),
+                name: Some("order-42".into()),
                 parent_id: None,
                 sub_type: None,
             }),
@@ -710,7 +710,7 @@ fn operation_ids(events: &[Event]) -> HashSet<&str> {
     events
         .iter()
         .filter(|e| !e.details.event_type().starts_with("Execution"))
-        .filter_map(|e| e.operation.as_ref().map(|o| o.id.as_str()))
+        .filter_map(|e| e.operation.as_ref().map(|o| &*o.id))
         .collect()
 }
 
@@ -734,7 +734,7 @@ fn generator_covers_the_history_space() {
             EventDetails::ExecutionStarted { .. }
         ));
         assert_eq!(
-            h.events[0].operation.as_ref().map(|o| o.id.as_str()),
+            h.events[0].operation.as_ref().map(|o| &*o.id),
             Some(EXECUTION_ID)
         );
         let mut parents: HashMap<&str, Option<&str>> = HashMap::new();
@@ -757,7 +757,7 @@ fn generator_covers_the_history_space() {
                 match e.details {
                     EventDetails::ContextStarted => assert!(open_contexts.insert(&op.id)),
                     EventDetails::ContextSucceeded { .. } | EventDetails::ContextFailed { .. } => {
-                        assert!(open_contexts.remove(op.id.as_str()));
+                        assert!(open_contexts.remove(&*op.id));
                     }
                     _ => {}
                 }
