@@ -6,6 +6,7 @@
 //! never use.
 
 use std::fmt;
+use std::sync::Arc;
 
 use blake2::{Blake2b512, Digest as _};
 use sha2::Sha256;
@@ -163,14 +164,17 @@ pub fn own_span_id(kind: OwnSpan, arn: &str, key: &str) -> SpanId {
 /// Hash states that have already absorbed one execution's ARN, so that each of its span ids costs
 /// the compression of its own key alone: ARNs are longer than a hash block (about 140 bytes
 /// against SHA-256's 64 and BLAKE2b's 128), so a fresh digest per id compressed the ARN again for
-/// every attempt, back-off and operation. The ids are exactly [`IdScheme::operation_span_id`]'s
-/// and [`own_span_id`]'s (a test holds them equal).
+/// every attempt, back-off and operation. Each state is made when first needed, so that a page
+/// that draws one kind of span pays for that kind's alone. The ids are exactly
+/// [`IdScheme::operation_span_id`]'s and [`own_span_id`]'s (a test holds them equal).
 #[derive(Clone)]
 pub struct ArnHashes {
+    scheme: IdScheme,
+    arn: Arc<str>,
     /// After `arn + ":"`, in the scheme's hash.
-    operation: OperationHash,
+    operation: Option<OperationHash>,
     /// After `"dex:v1:" + kind + ":" + arn + ":"`, by [`OwnSpan`] (in declaration order).
-    own: [Sha256; 4],
+    own: [Option<Sha256>; 4],
 }
 
 #[derive(Clone)]
@@ -181,39 +185,32 @@ enum OperationHash {
 
 impl fmt::Debug for ArnHashes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ArnHashes")
+        f.debug_struct("ArnHashes")
+            .field("scheme", &self.scheme)
+            .field("arn", &self.arn)
+            .finish_non_exhaustive()
     }
 }
 
 impl ArnHashes {
-    pub fn new(scheme: IdScheme, arn: &str) -> Self {
-        let operation = match scheme {
-            IdScheme::Python => {
-                OperationHash::Python(Blake2b512::new_with_prefix(arn).chain_update(b":"))
-            }
-            IdScheme::Js => OperationHash::Js(Sha256::new_with_prefix(arn).chain_update(b":")),
-        };
-        let own = |kind: OwnSpan| {
-            let mut h = Sha256::new_with_prefix(b"dex:v1:");
-            for part in [kind.tag(), b":", arn.as_bytes(), b":"] {
-                h.update(part);
-            }
-            h
-        };
+    pub fn new(scheme: IdScheme, arn: Arc<str>) -> Self {
         ArnHashes {
-            operation,
-            own: [
-                own(OwnSpan::Invocation),
-                own(OwnSpan::Attempt),
-                own(OwnSpan::Backoff),
-                own(OwnSpan::Suspension),
-            ],
+            scheme,
+            arn,
+            operation: None,
+            own: Default::default(),
         }
     }
 
     /// [`IdScheme::operation_span_id`] for this ARN and scheme.
-    pub fn operation_span_id(&self, operation_id: &str) -> SpanId {
-        let digest = match &self.operation {
+    pub fn operation_span_id(&mut self, operation_id: &str) -> SpanId {
+        let (scheme, arn) = (self.scheme, &self.arn);
+        let digest = match self.operation.get_or_insert_with(|| match scheme {
+            IdScheme::Python => {
+                OperationHash::Python(Blake2b512::new_with_prefix(&**arn).chain_update(b":"))
+            }
+            IdScheme::Js => OperationHash::Js(Sha256::new_with_prefix(&**arn).chain_update(b":")),
+        }) {
             OperationHash::Python(h) => first_16(h.clone().chain_update(operation_id).finalize()),
             OperationHash::Js(h) => first_16(h.clone().chain_update(operation_id).finalize()),
         };
@@ -222,8 +219,17 @@ impl ArnHashes {
 
     /// [`own_span_id`] for this ARN, the key given in parts (`op_id`, `":"`, `"3"`), so that
     /// callers need not build it.
-    pub fn own_span_id(&self, kind: OwnSpan, key: &[&[u8]]) -> SpanId {
-        let mut h = self.own[kind as usize].clone();
+    pub fn own_span_id(&mut self, kind: OwnSpan, key: &[&[u8]]) -> SpanId {
+        let arn = &self.arn;
+        let mut h = self.own[kind as usize]
+            .get_or_insert_with(|| {
+                let mut h = Sha256::new_with_prefix(b"dex:v1:");
+                for part in [kind.tag(), b":", arn.as_bytes(), b":"] {
+                    h.update(part);
+                }
+                h
+            })
+            .clone();
         key.iter().for_each(|p| h.update(p));
         span_id_of(first_16(h.finalize()))
     }
@@ -435,7 +441,7 @@ mod tests {
     fn ids_from_the_arn_hashes_are_the_plain_ones() {
         for scheme in [IdScheme::Python, IdScheme::Js] {
             for arn in [ARN_A, ARN_C, "a/b", ""] {
-                let h = ArnHashes::new(scheme, arn);
+                let mut h = ArnHashes::new(scheme, arn.into());
                 for op in [OP_A, OP_B, OP_C, "1", ""] {
                     assert_eq!(
                         h.operation_span_id(op),

@@ -339,10 +339,10 @@ impl TraceBuilder {
         std::mem::take(&mut self.spans)
     }
 
-    fn hashes(&mut self) -> &ArnHashes {
+    fn hashes(&mut self) -> &mut ArnHashes {
         let (scheme, arn) = (self.options.id_scheme, &self.arn);
         self.hashes
-            .get_or_insert_with(|| Box::new(ArnHashes::new(scheme, arn)))
+            .get_or_insert_with(|| Box::new(ArnHashes::new(scheme, Arc::clone(arn))))
     }
 
     /// The id of a span only the exporter draws, keyed `<operation id>:<n>` or `<n>`.
