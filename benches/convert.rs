@@ -5,6 +5,8 @@
 //!
 //! - `bare_parse_value`: `serde_json::from_slice::<serde_json::Value>`, the floor any JSON reader
 //!   is measured against.
+//! - `bare_parse_sonic_value`: `sonic_rs::from_slice::<sonic_rs::Value>`, the SIMD reader
+//!   `parse_history` uses, into its own tree: the floor for a reader that goes through it.
 //! - `pipeline`: page bytes to OTLP protobuf bytes: `parse_history` → `convert` (fold keeping
 //!   finished operations, as `convert` does, and spans) → `proto::encode_request`, the bytes the
 //!   OTLP client (`durable_exporter::otlp`) sends.
@@ -77,6 +79,10 @@ fn bench_input(c: &mut Criterion, include_payloads: bool) {
 
     g.bench_function("bare_parse_value", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&bytes)).unwrap())
+    });
+
+    g.bench_function("bare_parse_sonic_value", |b| {
+        b.iter(|| sonic_rs::from_slice::<sonic_rs::Value>(black_box(&bytes)).unwrap())
     });
 
     g.bench_function("pipeline", |b| {
