@@ -8,7 +8,8 @@
 //! report. Absent details are tolerated; unknown EventTypes are kept.
 //!
 //! Read with sonic-rs (SIMD string scanning and validation) through serde, into raw types that
-//! borrow what they only match (the EventType) and own what the events keep.
+//! borrow text from the input where it has no escapes: the EventType, which is only matched,
+//! and the operation's id, name, parent and subtype, each made shared text once.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -50,16 +51,17 @@ pub struct ParseError {
 
 impl From<sonic_rs::Error> for ParseError {
     fn from(e: sonic_rs::Error) -> Self {
-        // sonic-rs appends " at line L column C" and a snippet to its Display; keep the bare
-        // message.
+        // sonic-rs appends " at line L column C" and a snippet of the input to its Display;
+        // keep the bare message.
+        let (line, column) = (e.line(), e.column());
         let full = e.to_string();
-        let message = match full.find(" at line ") {
+        let message = match full.find(&format!(" at line {line} column {column}")) {
             Some(i) => full[..i].to_owned(),
             None => full,
         };
         ParseError {
-            line: e.line(),
-            column: e.column(),
+            line,
+            column,
             message,
         }
     }
@@ -1081,6 +1083,11 @@ mod tests {
             let e = parse_history(input.as_bytes()).unwrap_err();
             assert_eq!(e.line, line, "{input}: {e}");
             assert!(e.message.contains(needle), "{input}: {e}");
+            // The position once, in front; no second position or snippet of the input after.
+            assert!(
+                !e.message.contains(" at line ") && !e.message.contains('\n'),
+                "{input}: {e:?}"
+            );
         }
         let e = parse_history(b"{\"Events\": []}\n\n  nonsense").unwrap_err();
         // Within the bad token (`nonsense`, columns 3 to 10 of line 3).
