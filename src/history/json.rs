@@ -1089,6 +1089,15 @@ mod tests {
                 "{input}: {e:?}"
             );
         }
+        // Bytes that are not UTF-8 inside a string, and a lone surrogate escape: refused with a
+        // position, never read into an event.
+        let mut bad = b"{\"Events\": [{\"EventType\":\"StepStarted\",\"EventId\":1,\"EventTimestamp\":1,\"Id\":\"".to_vec();
+        bad.extend_from_slice(b"op\xff\xfe\"}]}");
+        let e = parse_history(&bad).unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+        assert!(e.message.to_lowercase().contains("utf-8"), "{e}");
+        let lone = br#"{"Events": [{"EventType":"StepStarted","EventId":1,"EventTimestamp":1,"Id":"\ud800"}]}"#;
+        assert!(parse_history(lone).is_err());
         let e = parse_history(b"{\"Events\": []}\n\n  nonsense").unwrap_err();
         // Within the bad token (`nonsense`, columns 3 to 10 of line 3).
         assert!(e.line == 3 && (3..=10).contains(&e.column), "{e}");
