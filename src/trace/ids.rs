@@ -122,7 +122,7 @@ impl IdScheme {
     }
 
     pub fn operation_span_id(self, arn: &str, operation_id: &str) -> SpanId {
-        self.span_id(&[arn.as_bytes(), b":", operation_id.as_bytes()])
+        OperationHash::after_arn(self, arn).span_id(operation_id)
     }
 }
 
@@ -151,14 +151,16 @@ impl OwnSpan {
 /// need only be stable and apart from the plugins', and there is one per attempt, back-off,
 /// invocation and suspension.
 pub fn own_span_id(kind: OwnSpan, arn: &str, key: &str) -> SpanId {
-    IdScheme::Js.span_id(&[
-        b"dex:v1:",
-        kind.tag(),
-        b":",
-        arn.as_bytes(),
-        b":",
-        key.as_bytes(),
-    ])
+    span_id_of(first_16(own_prefix(kind, arn).chain_update(key).finalize()))
+}
+
+/// SHA-256 after `"dex:v1:" + kind + ":" + arn + ":"`: every own id of that kind continues it.
+fn own_prefix(kind: OwnSpan, arn: &str) -> Sha256 {
+    let mut h = Sha256::new_with_prefix(b"dex:v1:");
+    for part in [kind.tag(), b":", arn.as_bytes(), b":"] {
+        h.update(part);
+    }
+    h
 }
 
 /// Hash states that have already absorbed one execution's ARN, so that each of its span ids costs
@@ -177,10 +179,29 @@ pub struct ArnHashes {
     own: [Option<Sha256>; 4],
 }
 
+/// The scheme's hash after `arn + ":"`: every operation span id of the execution continues it.
 #[derive(Clone)]
 enum OperationHash {
     Python(Blake2b512),
     Js(Sha256),
+}
+
+impl OperationHash {
+    fn after_arn(scheme: IdScheme, arn: &str) -> Self {
+        match scheme {
+            IdScheme::Python => {
+                OperationHash::Python(Blake2b512::new_with_prefix(arn).chain_update(b":"))
+            }
+            IdScheme::Js => OperationHash::Js(Sha256::new_with_prefix(arn).chain_update(b":")),
+        }
+    }
+
+    fn span_id(&self, operation_id: &str) -> SpanId {
+        span_id_of(match self {
+            OperationHash::Python(h) => first_16(h.clone().chain_update(operation_id).finalize()),
+            OperationHash::Js(h) => first_16(h.clone().chain_update(operation_id).finalize()),
+        })
+    }
 }
 
 impl fmt::Debug for ArnHashes {
@@ -205,16 +226,9 @@ impl ArnHashes {
     /// [`IdScheme::operation_span_id`] for this ARN and scheme.
     pub fn operation_span_id(&mut self, operation_id: &str) -> SpanId {
         let (scheme, arn) = (self.scheme, &self.arn);
-        let digest = match self.operation.get_or_insert_with(|| match scheme {
-            IdScheme::Python => {
-                OperationHash::Python(Blake2b512::new_with_prefix(&**arn).chain_update(b":"))
-            }
-            IdScheme::Js => OperationHash::Js(Sha256::new_with_prefix(&**arn).chain_update(b":")),
-        }) {
-            OperationHash::Python(h) => first_16(h.clone().chain_update(operation_id).finalize()),
-            OperationHash::Js(h) => first_16(h.clone().chain_update(operation_id).finalize()),
-        };
-        span_id_of(digest)
+        self.operation
+            .get_or_insert_with(|| OperationHash::after_arn(scheme, arn))
+            .span_id(operation_id)
     }
 
     /// [`own_span_id`] for this ARN, the key given in parts (`op_id`, `":"`, `"3"`), so that
@@ -222,13 +236,7 @@ impl ArnHashes {
     pub fn own_span_id(&mut self, kind: OwnSpan, key: &[&[u8]]) -> SpanId {
         let arn = &self.arn;
         let mut h = self.own[kind as usize]
-            .get_or_insert_with(|| {
-                let mut h = Sha256::new_with_prefix(b"dex:v1:");
-                for part in [kind.tag(), b":", arn.as_bytes(), b":"] {
-                    h.update(part);
-                }
-                h
-            })
+            .get_or_insert_with(|| own_prefix(kind, arn))
             .clone();
         key.iter().for_each(|p| h.update(p));
         span_id_of(first_16(h.finalize()))
