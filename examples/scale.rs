@@ -200,6 +200,38 @@ struct Snapshot {
     dormant: f64,
     cpu: f64,
     events_served: u64,
+    /// `durable_exporter_polls_total` by reason and result, and the discovery calls.
+    calls_by_kind: BTreeMap<String, f64>,
+}
+
+/// The window's API calls by what they were for: history polls by why they were scheduled and
+/// what they found, and listing calls.
+fn calls_by_kind(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = l.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = value.parse::<f64>() else {
+            continue;
+        };
+        let label = |name: &str| {
+            let key = format!("{name}=\"");
+            let rest = &series[series.find(&key)? + key.len()..];
+            Some(rest[..rest.find('"')?].to_owned())
+        };
+        let key = if series.starts_with("durable_exporter_polls_total{") {
+            label("reason").zip(label("result")).map(|(r, o)| format!("poll {r} {o}"))
+        } else if series.starts_with("durable_exporter_api_requests_total{") {
+            label("operation").filter(|o| o != "GetDurableExecutionHistory")
+        } else {
+            None
+        };
+        if let Some(k) = key {
+            *out.entry(k).or_insert(0.0) += v;
+        }
+    }
+    out
 }
 
 async fn snapshot(metrics: SocketAddr, pid: u32, sim: &SimHandle) -> Snapshot {
@@ -222,6 +254,7 @@ async fn snapshot(metrics: SocketAddr, pid: u32, sim: &SimHandle) -> Snapshot {
         dormant: metric(&text, "durable_exporter_dormant_executions", &[]),
         cpu: proc_stats(pid).map_or(0.0, |s| s.2),
         events_served: sim.stats().events_served,
+        calls_by_kind: calls_by_kind(&text),
     }
 }
 
@@ -426,6 +459,13 @@ async fn main() {
         (all_calls / pages.max(1.0)).into(),
     );
     put("api_calls_per_second", (all_calls / window).into());
+    let by_kind: BTreeMap<&str, f64> = last
+        .calls_by_kind
+        .iter()
+        .map(|(k, v)| (k.as_str(), v - first.calls_by_kind.get(k).unwrap_or(&0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    put("calls_by_kind", serde_json::json!(by_kind));
     put(
         "events_per_second",
         ((last.events - first.events) / window).into(),

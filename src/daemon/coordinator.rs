@@ -16,7 +16,9 @@ use super::Health;
 use super::checkpoint::{CheckpointStore, Cursor, Forgotten, TrackingChanges, Writer};
 use super::exporter::{Ack, ExportJob};
 use super::lambda::{ApiError, Description, ErrorKind, Lambda, Listed, Pages};
-use super::metrics::{ExporterMetrics, OperationLabel, ResultLabel, SourceLabel, StateLabel};
+use super::metrics::{
+    ExporterMetrics, OperationLabel, PollLabel, ResultLabel, SourceLabel, StateLabel,
+};
 use super::schedule::{Mode, Ms, Policy, Reason, Scheduler, Waiting};
 use crate::arn::{ExecutionArn, FunctionParts};
 use crate::clock::now_ms;
@@ -1011,7 +1013,15 @@ impl Coordinator {
             .map(|r| r.unacked_jobs)
             .sum();
         let m = &self.exporter_metrics;
-        let polls = |result| m.polls.get_or_create(&ResultLabel { result }).get();
+        let polls = |result| {
+            Reason::ALL
+                .iter()
+                .map(|r| {
+                    let reason = r.as_str();
+                    m.polls.get_or_create(&PollLabel { result, reason }).get()
+                })
+                .sum::<u64>()
+        };
         tracing::info!(
             tracked = self.tracked.len(),
             unacknowledged_jobs = pending,
@@ -1354,9 +1364,11 @@ impl Coordinator {
         };
         if completed {
             let result = if first_seen { "new_events" } else { "idle" };
+            let reason = self.reading_mut(&arn).map_or(Reason::New, |r| r.reason);
+            let reason = reason.as_str();
             self.exporter_metrics
                 .polls
-                .get_or_create(&ResultLabel { result })
+                .get_or_create(&PollLabel { result, reason })
                 .inc();
         }
         if first_seen {

@@ -43,6 +43,13 @@ pub struct ResultLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PollLabel {
+    pub result: &'static str,
+    /// Why the read was scheduled (`schedule::Reason`).
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
     pub source: &'static str,
 }
@@ -77,7 +84,7 @@ pub struct ExporterMetrics {
     pub dormant: Gauge,
     pub wakes: Family<ResultLabel, Counter>,
     pub task_panics: Family<OperationLabel, Counter>,
-    pub polls: Family<ResultLabel, Counter>,
+    pub polls: Family<PollLabel, Counter>,
     pub pages: Counter,
     pub spans_exported: Counter,
     pub spans_rejected: Counter,
@@ -197,7 +204,7 @@ impl ExporterMetrics {
             polls: register(
                 r,
                 "durable_exporter_polls_total",
-                "History polls, by result (new_events, idle).",
+                "History polls, by result (new_events, idle) and by why they were scheduled (new, running, due, overdue, retry, backoff, spare, news).",
                 Family::default(),
             ),
             pages: register(

@@ -114,6 +114,17 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 8] = [
+        Reason::New,
+        Reason::Running,
+        Reason::Due,
+        Reason::Overdue,
+        Reason::Retry,
+        Reason::Backoff,
+        Reason::Spare,
+        Reason::News,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::New => "new",
