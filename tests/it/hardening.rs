@@ -781,7 +781,8 @@ fn spans_received(r: &crate::common::otlp::Receiver) -> usize {
 async fn a_full_checkpoint_disk_pauses_the_export_and_loses_nothing() {
     let fake = ScriptedApi::start().await;
     let receiver = crate::common::otlp::grpc().await;
-    let execs = executions(3, 60);
+    // Histories long enough that their checkpoints outgrow the files they replace.
+    let execs = executions(3, 200);
     add_all_visible(&fake, &execs, 1);
     let all = arns(&execs);
     let s = setup(&fake, receiver.addr, &all, "");
@@ -858,16 +859,18 @@ async fn a_full_checkpoint_disk_pauses_the_export_and_loses_nothing() {
             .all(|(a, n)| v.get(a).is_some_and(|x| x.read >= *n))
     })
     .await;
-    // Everything read is held: from the moment the disk filled, at most the one batch whose
-    // checkpoint failed reached the collector, and that stays so (watched for two seconds).
+    // Everything read is held: from the moment a checkpoint failed (/readyz said so), at most
+    // the one batch in flight reached the collector, and that stays so (watched for two
+    // seconds). Until then writes that fit in the files they replace still succeed, and
+    // their batches are exported.
     let until = Instant::now() + Duration::from_secs(2);
     let mut buffered = 0;
     while Instant::now() < until {
         fill(&mut filler);
-        let sent = spans_received(&receiver) - before_full;
+        let sent = spans_received(&receiver) - at_503;
         assert!(
             sent <= MAX_BATCH,
-            "{sent} spans exported after the disk filled (at most one batch may be in flight)\n{}",
+            "{sent} spans exported after a checkpoint failed (at most one batch may be in flight)\n{}",
             d.logs()
         );
         let list = request(s.api, "GET", "/v1/executions", &[], "")
