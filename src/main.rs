@@ -596,7 +596,9 @@ fn run_daemon(args: &RunArgs, log_format: LogFormat) -> ExitCode {
         Err(e) => return bad_input(e),
     };
     let log = init_daemon_logs(log_format, &config.log.filter());
-    let Some(rt) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(config.runtime.worker_threads);
+    let Some(rt) = runtime(builder) else {
         return ExitCode::FAILURE;
     };
     let embedding = durable_exporter::daemon::Embedding {

@@ -107,7 +107,29 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub shard: ShardConfig,
+    pub runtime: RuntimeConfig,
 }
+
+/// The daemon's async runtime (`run` only; read at start).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Threads that run the daemon's tasks (file writes run on threads of their own). One
+    /// spends the least CPU per API call: with two, a third of the daemon's CPU went to waking
+    /// and parking them (docs/BENCHMARKS.md).
+    #[serde(deserialize_with = "de::int::<_, _, 1, 256>")]
+    pub worker_threads: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            worker_threads: DEFAULT_WORKER_THREADS,
+        }
+    }
+}
+
+pub const DEFAULT_WORKER_THREADS: usize = 1;
 
 /// What the daemon logs (the format is `--log-format`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -899,7 +899,8 @@ fn shipped_config_documents_every_key_and_its_variable() {
             "ui",
             "metrics",
             "log",
-            "shard"
+            "shard",
+            "runtime"
         ]
     );
     for section in &sections {
@@ -1494,4 +1495,21 @@ fn the_key_list_has_the_aws_sigv4_keys() {
         assert!(keys.iter().any(|x| x == k), "{k}: {keys:?}");
     }
     assert!(!keys.iter().any(|x| x == "otlp.aws_sigv4"), "{keys:?}");
+}
+
+#[test]
+fn runtime_worker_threads() {
+    assert_eq!(Config::default().runtime.worker_threads, 1);
+    let c = load_yaml("runtime:\n  worker_threads: 4\n");
+    assert_eq!(c.runtime.worker_threads, 4);
+    assert_rejected(
+        "runtime:\n  worker_threads: 0\n",
+        "runtime.worker_threads",
+        "",
+    );
+    assert_rejected(
+        "runtime:\n  worker_threads: 100000\n",
+        "runtime.worker_threads",
+        "",
+    );
 }
