@@ -221,7 +221,9 @@ fn calls_by_kind(text: &str) -> BTreeMap<String, f64> {
             Some(rest[..rest.find('"')?].to_owned())
         };
         let key = if series.starts_with("durable_exporter_polls_total{") {
-            label("reason").zip(label("result")).map(|(r, o)| format!("poll {r} {o}"))
+            label("reason")
+                .zip(label("result"))
+                .map(|(r, o)| format!("poll {r} {o}"))
         } else if series.starts_with("durable_exporter_api_requests_total{") {
             label("operation").filter(|o| o != "GetDurableExecutionHistory")
         } else {

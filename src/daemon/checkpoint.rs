@@ -220,8 +220,7 @@ impl Spares {
     fn open(&mut self, folder: &Path) -> std::io::Result<(fs::File, PathBuf)> {
         while let Some(spare) = self.free.pop() {
             // One that went missing (removed by hand) is dropped.
-            if let Ok(f) = fs::OpenOptions::new().write(true).open(&spare)
-            {
+            if let Ok(f) = fs::OpenOptions::new().write(true).open(&spare) {
                 return Ok((f, spare));
             }
         }
