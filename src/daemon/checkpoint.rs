@@ -2,9 +2,9 @@
 //! run-time tracking changes in `<dir>/tracked.json`. Every write goes to a temporary file in the
 //! same folder, is fsynced, then renamed over the old one (and the folder fsynced), so a crash
 //! leaves the old file or the new one, never half of one. Write groups reuse the files they
-//! replace as their temporary files ([`CheckpointStore::write_group`]). Files carry a format version; a file
-//! that cannot be read is moved aside (`*.corrupt-<unix seconds>`) and reported, and that
-//! execution is read again from the start.
+//! replace as their temporary files ([`CheckpointStore::write_group`]). Files carry a format
+//! version; a file that cannot be read is moved aside (`*.corrupt-<unix seconds>`) and reported,
+//! and that execution is read again from the start.
 
 use std::borrow::Cow;
 use std::fs;
@@ -376,9 +376,10 @@ impl CheckpointStore {
     /// The spares are the files the group replaces: before a new file is renamed over the old
     /// one, the old one is given a spare name (a hard link), and a removed file is renamed to
     /// one. Creating a file was the largest single cost of a checkpoint (ext4 looks for a free
-    /// inode among the recently deleted ones, 16% of the daemon's CPU at 3,000 executions); a
-    /// spare is opened and truncated instead, so a steady tracked set creates almost none. Where
-    /// hard links are refused, the old file is simply replaced, as a new one is created.
+    /// inode among the recently deleted ones: 15% of the daemon's CPU at 3,000 executions); a
+    /// spare is written over and cut to length instead, so a steady tracked set creates almost
+    /// no files. Where hard links are refused, the old file is simply replaced and the next
+    /// write creates its file, as before.
     pub fn write_group(&self, saves: &[Cursor], removed: &[String]) -> Result<(), CheckpointError> {
         let folder = self.dir.join("executions");
         let mut spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
