@@ -1212,9 +1212,16 @@ impl Execution {
         self.seen.insert(id_hash(&r.id));
         self.info.operations += 1;
         Box::new(Operation {
-            // The event's own text, shared.
+            // The event's own text, shared; the parent's id is the open parent's own (most
+            // are open), so that its children do not each keep a copy.
             id: r.id.clone(),
-            parent_id: r.parent_id.clone(),
+            parent_id: r
+                .parent_id
+                .as_ref()
+                .map(|p| match self.open.get_key_value(&**p) {
+                    Some((id, _)) => Arc::clone(id),
+                    None => Arc::clone(p),
+                }),
             parent_known,
             name: r.name.clone(),
             sub_type: r.sub_type.clone(),
